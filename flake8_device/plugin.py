@@ -1,0 +1,59 @@
+"""flake8 front end: ``flake8 --select DEV``.
+
+The plugin only adapts: it runs :func:`flake8_device.engine.check_source` on the
+tree flake8 already parsed and yields each diagnostic.  flake8 itself handles
+``# noqa``, ``--select``/``--extend-ignore``, per-file-ignores and config files.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any, Iterator, Optional, Sequence, Tuple
+
+from . import __version__
+from .engine import Checker
+from .options import DEFAULT_ACCELERATORS, Options
+from .rules import DEFAULT_IGNORED
+
+
+class Plugin:
+    name = "flake8-device"
+    version = __version__
+    options = Options()
+
+    def __init__(self, tree: ast.AST, lines: Sequence[str], filename: str = "<string>") -> None:
+        self.tree = tree
+        self.lines = lines
+        self.filename = filename
+
+    @classmethod
+    def add_options(cls, manager: Any) -> None:
+        manager.add_option(
+            "--device-expr",
+            default=None,
+            parse_from_config=True,
+            help="Device expression every flake8-device fix uses first (e.g. 'self.device').",
+        )
+        manager.add_option(
+            "--device-accelerators",
+            default=",".join(sorted(DEFAULT_ACCELERATORS)),
+            parse_from_config=True,
+            comma_separated_list=True,
+            help="Device types reported when hardcoded (default: %(default)s). "
+            "Add 'cpu' to report hardcoded CPU devices too.",
+        )
+        manager.extend_default_ignore(list(DEFAULT_IGNORED))
+
+    @classmethod
+    def parse_options(cls, options: Any) -> None:
+        accel = getattr(options, "device_accelerators", None)
+        if isinstance(accel, str):
+            accel = [a.strip() for a in accel.split(",")]
+        cls.options = Options(
+            accelerators=frozenset(a for a in (accel or DEFAULT_ACCELERATORS) if a),
+            device_expr=getattr(options, "device_expr", None) or None,
+        )
+
+    def run(self) -> Iterator[Tuple[int, int, str, type]]:
+        for d in Checker(self.tree, self.lines, self.options, self.filename).run():
+            yield d.span.line, d.span.col, f"{d.code} {d.message}", type(self)

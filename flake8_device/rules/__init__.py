@@ -1,0 +1,86 @@
+"""DEV rules, one module per family.  The engine calls the hooks below.
+
+=======  ==========================================================  =================
+code     what it finds                                                module
+=======  ==========================================================  =================
+DEV001   hardcoded accelerator in ``.to(...)``                        placement
+DEV002   ``.cuda()`` calls                                            placement
+DEV003   hardcoded accelerator in a constructor / CUDA tensor types   constructors
+DEV004   accelerator string as default, device-like argument, const   defaults
+DEV005   CUDA-only autocast / AMP                                     amp
+DEV006   ``torch.load`` without ``map_location``                      amp
+DEV101   device-less factory immediately moved                        factories
+DEV102   device-less factory in device-aware code (default-ignored)  factories
+DEV103   legacy typed constructors (``torch.IntTensor``...)           factories
+=======  ==========================================================  =================
+"""
+
+from __future__ import annotations
+
+import ast
+
+from . import amp, constructors, defaults, factories, placement
+
+CODES = {
+    "DEV001": "hardcoded accelerator device in a placement call",
+    "DEV002": ".cuda() call",
+    "DEV003": "hardcoded accelerator device in a constructor",
+    "DEV004": "accelerator string as a default, device-like argument or constant",
+    "DEV005": "CUDA-only autocast/AMP",
+    "DEV006": "torch.load without map_location",
+    "DEV101": "device-less tensor factory immediately moved",
+    "DEV102": "device-less tensor factory in device-aware code",
+    "DEV103": "legacy tensor constructor",
+}
+
+# Codes off unless selected explicitly (measured too noisy on real code for a default).
+DEFAULT_IGNORED = ("DEV102",)
+
+
+def check_call(ck, node: ast.Call) -> None:
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        attr = func.attr
+        # A chain that starts at a fresh factory is one DEV101/DEV103 diagnostic.
+        if factories.check_moved_factory(ck, node):
+            return
+        if attr == "to":
+            placement.check_to(ck, node)
+        elif attr == "cuda":
+            placement.check_cuda(ck, node)
+        elif attr == "type":
+            constructors.check_type_call(ck, node)
+    qual = ck.resolve(func)
+    if qual is not None:
+        if qual.startswith("torch.cuda.amp.") or qual in ("torch.autocast", "torch.amp.autocast"):
+            amp.check_amp_call(ck, node, qual)
+        elif qual == "torch.load":
+            amp.check_load(ck, node)
+        elif qual.startswith("torch.cuda.") and qual.endswith("Tensor"):
+            constructors.check_cuda_typed(ck, node, qual)
+        elif qual == "torch.device":
+            constructors.check_torch_device(ck, node)
+        elif qual.startswith("torch."):
+            factories.check_factory(ck, node, qual)
+    constructors.check_device_keyword(ck, node)
+    defaults.check_call_keywords(ck, node)
+
+
+def check_attribute(ck, node: ast.Attribute) -> None:
+    # ``torch.cuda.amp.autocast`` used without a call (decorators, references).
+    if node.attr in ("autocast", "GradScaler", "custom_fwd", "custom_bwd"):
+        qual = ck.resolve(node)
+        if qual and qual.startswith("torch.cuda.amp."):
+            amp.check_amp_reference(ck, node, qual)
+
+
+def check_function_def(ck, node) -> None:
+    defaults.check_defaults(ck, node)
+
+
+def check_assign(ck, node) -> None:
+    defaults.check_assign(ck, node)
+
+
+def check_import(ck, node) -> None:
+    amp.check_import(ck, node)

@@ -1,0 +1,74 @@
+"""Helpers shared by the rule modules."""
+
+from __future__ import annotations
+
+import ast
+from typing import Optional, Set
+
+from ..diagnostics import Fix, ReplaceNode, Span
+
+
+def names_in(node: ast.AST) -> Set[str]:
+    """Root names read by an expression (``mask[:, a].sigmoid()`` -> {"mask", "a"})."""
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def receiver_roots(node: ast.AST) -> Set[str]:
+    """The names whose own device a receiver expression already has.
+
+    ``self.device`` is excluded only when the receiver is ``self`` itself:
+    ``self.buf.to("cuda")`` should follow the module, ``self.to("cuda")`` cannot.
+    """
+    roots = names_in(node)
+    if not (isinstance(node, ast.Name) and node.id == "self"):
+        roots.discard("self")
+    return roots
+
+
+def device_fix(ck, node: ast.AST, literal: ast.AST, plain: bool, exclude: Set[str],
+               what: str = "device") -> tuple:
+    """A fix that replaces the hardcoded ``literal`` by an inferred device expression.
+
+    Returns ``(fix, no_fix_reason)``.
+    """
+    choice = ck.infer_device(node, exclude_roots=exclude)
+    if choice is None:
+        return None, "no device source in scope (no self.device, device variable or tensor to follow)"
+    ops = [ReplaceNode(Span.of(literal), choice.expr)]
+    safe = choice.safe and plain
+    desc = f"use {choice.expr}: {choice.reason}"
+    if not plain:
+        desc += "; the literal names a specific accelerator index, so following another device is unsafe"
+    if choice.add_property_to is not None:
+        op = property_op(ck, choice)
+        if op is None:
+            return None, "cannot add a device property to this class automatically"
+        if op is not False:
+            ops.insert(0, op)
+    return Fix(tuple(ops), safe, desc), None
+
+
+def property_op(ck, choice):
+    """The InsertBefore op adding a device property, False if already added this run, None if impossible."""
+    cls = choice.add_property_to
+    if id(cls.node) in ck._property_added:
+        return False
+    op = ck.property_insertion(cls)
+    if op is not None:
+        ck._property_added.add(id(cls.node))
+    return op
+
+
+def kw(node: ast.Call, name: str) -> Optional[ast.keyword]:
+    for k in node.keywords:
+        if k.arg == name:
+            return k
+    return None
+
+
+def has_star(node: ast.Call) -> bool:
+    return any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in node.args)
+
+
+def quote_literal(ck, node: ast.AST) -> str:
+    return ck.src(node)

@@ -1,0 +1,108 @@
+"""DEV004: accelerator strings as parameter defaults, device-like arguments and constants."""
+
+from __future__ import annotations
+
+import ast
+
+from ..diagnostics import Fix, InsertBefore, ReplaceNode, Span
+from ..names import DEVICE_KEYWORDS
+from .common import device_fix
+
+
+def _is_device_like_keyword(name: str) -> bool:
+    low = name.lower()
+    return low in DEVICE_KEYWORDS or "device" in low or low.endswith("_store") or low.endswith("_location")
+
+
+def _fallback(ck, literal, dev_type, plain, reason):
+    if isinstance(literal, ast.Call) and literal.args and isinstance(literal.args[0], ast.Constant):
+        literal = literal.args[0]  # torch.device("cuda"): keep the call, guard its string
+    expr = ck.availability_expr(literal, dev_type) if plain or isinstance(literal, ast.Constant) else None
+    if expr is None:
+        return None, reason
+    return Fix((ReplaceNode(Span.of(literal), expr),), True,
+               f"fall back to the CPU when no {dev_type} device is available"), None
+
+
+def check_call_keywords(ck, node: ast.Call) -> None:
+    """``self.common_inference(x, to_store="cuda")``, ``torch.load(f, map_location="cuda")``."""
+    if ck.guarded:
+        return
+    for k in node.keywords:
+        if k.arg is None or k.arg == "device" or not _is_device_like_keyword(k.arg):
+            continue
+        if id(k.value) in ck.handled:
+            continue
+        lit = ck.device_literal(k.value)
+        if lit is None:
+            continue
+        ck.handled.add(id(k.value))
+        dev_type, plain = lit
+        fix, why = device_fix(ck, node, k.value, plain, set())
+        if fix is None:
+            fix, why = _fallback(ck, k.value, dev_type, plain, why)
+        ck.report("DEV004", k.value, f"accelerator device {ck.src(k.value)} passed as {k.arg}=; "
+                                     "pass the device of the model or the data", fix, why)
+
+
+def check_defaults(ck, fn) -> None:
+    """``def forward_offline_mode(self, ..., to_store="cuda")``."""
+    if ck.guarded:
+        return
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    pairs = list(zip(positional[len(positional) - len(a.defaults):], a.defaults))
+    pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
+    for param, default in pairs:
+        lit = ck.device_literal(default)
+        if lit is None:
+            continue
+        ck.handled.add(id(default))
+        dev_type, plain = lit
+        fix, why = _default_fix(ck, fn, param.arg, default, dev_type, plain)
+        ck.report("DEV004", default, f"accelerator device {ck.src(default)} as the default of parameter "
+                                     f"'{param.arg}'; default to the model's device", fix, why)
+
+
+def _default_fix(ck, fn, name, default, dev_type, plain):
+    cls = ck.class_stack[-1] if ck.class_stack else None
+    direct = cls is not None and fn in cls.node.body
+    args = [*fn.args.posonlyargs, *fn.args.args]
+    is_method = direct and args and args[0].arg == "self" and not any(
+        isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod") for d in fn.decorator_list)
+    if is_method and cls.has_device and fn.name not in ("__init__", "device") and fn.body:
+        first = fn.body[0]
+        if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str) and len(fn.body) > 1):
+            first = fn.body[1]
+        line = ck.lines[first.lineno - 1] if first.lineno - 1 < len(ck.lines) else ""
+        indent = line[: len(line) - len(line.lstrip())]
+        if first.col_offset == len(indent.encode("utf-8")) and first.lineno > fn.lineno:
+            nl = "\r\n" if line.endswith("\r\n") else "\n"
+            text = f"{indent}if {name} is None:{nl}{indent}    {name} = self.device{nl}"
+            anchor = first
+            if getattr(first, "decorator_list", None):
+                d = first.decorator_list[0]
+                span = Span(d.lineno, first.col_offset, first.end_lineno, first.end_col_offset)
+            else:
+                span = Span.of(anchor)
+            ops = (ReplaceNode(Span.of(default), "None"), InsertBefore(span, text))
+            return Fix(ops, plain, f"default None, then self.device: the enclosing class "
+                                   f"{cls.node.name} defines `device`"), None
+    return _fallback(ck, default, dev_type, plain, "no model device to default to")
+
+
+def check_assign(ck, node) -> None:
+    """``DEVICE = "cuda"`` or ``self.device = "cuda"``."""
+    if ck.guarded or node.value is None:
+        return
+    lit = ck.device_literal(node.value)
+    if lit is None:
+        return
+    ck.handled.add(id(node.value))
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    dev_type, plain = lit
+    fix, why = _fallback(ck, node.value, dev_type, plain, "device built at run time; check availability by hand")
+    names = ", ".join(ck.src(t) for t in targets)
+    ck.report("DEV004", node.value, f"accelerator device {ck.src(node.value)} assigned to {names}; "
+                                    "check availability or take the device from the model", fix, why)

@@ -1,0 +1,344 @@
+"""DEV101 (factory immediately moved), DEV102 (device-less factory in device code),
+DEV103 (legacy typed constructors)."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from ..diagnostics import Fix, RewriteCall, Span
+from ..names import (
+    DATA_FACTORIES,
+    DTYPE_METHODS,
+    DTYPES,
+    FACTORIES,
+    FACTORIES_WITH_TENSOR_INPUT,
+    FILL_FACTORIES,
+    INIT_METHODS,
+    INTEGER_DTYPES,
+    LEGACY_CTORS,
+    RANDOM_FACTORIES,
+)
+from ..engine import _is_device_name, _is_dtype_name
+from .common import has_star, kw, property_op, receiver_roots
+
+NO_SOURCE = "no device source in scope (no self.device, device variable or tensor to follow)"
+
+
+@dataclass
+class Step:
+    """One link of a chain after the factory: a dtype change, a device move, or both."""
+
+    node: ast.Call
+    dtype: Optional[str] = None  # dtype expression text
+    device: Optional[str] = None  # device expression text (None: unchanged)
+    literal: Optional[ast.AST] = None  # the hardcoded device literal, if any
+    literal_plain: bool = True
+    safe: bool = True
+    is_cpu: bool = False
+
+
+def _factory_name(ck, call: ast.AST) -> Optional[Tuple[str, str]]:
+    """("factory"|"legacy", name) if ``call`` is a torch factory or legacy constructor call."""
+    if not isinstance(call, ast.Call):
+        return None
+    q = ck.resolve(call.func)
+    if q is None or not q.startswith("torch."):
+        return None
+    name = q[len("torch."):]
+    if name in FACTORIES:
+        return "factory", name
+    if name in LEGACY_CTORS:
+        return "legacy", name
+    return None
+
+
+def _dtype_of(ck, node: ast.AST) -> Optional[str]:
+    q = ck.resolve(node)
+    if q and q.startswith("torch.") and q[len("torch."):] in DTYPES:
+        return ck.src(node)
+    if isinstance(node, ast.Attribute) and node.attr == "dtype":
+        return ck.src(node)
+    if isinstance(node, ast.Name) and _is_dtype_name(node.id):
+        return node.id
+    return None
+
+
+def _classify_to(ck, call: ast.Call) -> Optional[Step]:
+    """What a ``.to(...)``/``.cuda()``/``.type_as()``/``.float()`` call does, or None if unknown."""
+    attr = call.func.attr
+    step = Step(node=call)
+    if attr in DTYPE_METHODS:
+        if call.args or call.keywords:
+            return None
+        step.dtype = DTYPE_METHODS[attr]
+        return step
+    if attr == "cuda":
+        if call.args or any(k.arg not in ("non_blocking",) for k in call.keywords):
+            step.literal_plain = False
+        step.device = "cuda"
+        step.literal = call
+        return step
+    if attr == "type_as":
+        if len(call.args) != 1 or call.keywords:
+            return None
+        other = ck.src(call.args[0])
+        step.device, step.dtype = f"{other}.device", f"{other}.dtype"
+        return step
+    if attr != "to":
+        return None
+    if any(k.arg not in ("device", "dtype", "non_blocking", "copy") for k in call.keywords) or has_star(call):
+        return None
+    args = list(call.args)
+    if len(args) > 2:
+        return None
+    for i, arg in enumerate(args):
+        lit = ck.device_literal(arg)
+        if lit is not None:
+            step.device, step.literal, step.literal_plain = ck.src(arg), arg, lit[1]
+            continue
+        if i == 1:
+            step.dtype = _dtype_of(ck, arg) or ck.src(arg)
+            continue
+        dt = _dtype_of(ck, arg)
+        if dt is not None:
+            step.dtype = dt
+            continue
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            step.device, step.is_cpu = ck.src(arg), arg.value.strip().startswith(("cpu", "meta"))
+            continue
+        if (isinstance(arg, ast.Attribute) and arg.attr == "device") or (
+            isinstance(arg, ast.Name) and _is_device_name(arg.id)
+        ) or (isinstance(arg, ast.Call) and ck.resolve(arg.func) == "torch.device"):
+            step.device = ck.src(arg)
+            continue
+        # ``.to(other)``: follows another tensor's device and dtype.
+        other = ck.src(arg)
+        step.device, step.dtype = f"{other}.device", f"{other}.dtype"
+        if not isinstance(arg, (ast.Name, ast.Attribute, ast.Subscript)):
+            return None
+        if not (isinstance(arg, ast.Name) and arg.id in (ck.current_function().tensor_names
+                                                          if ck.current_function() else {})):
+            step.safe = False  # guessing that the argument is a tensor
+    for k in call.keywords:
+        if k.arg == "device":
+            lit = ck.device_literal(k.value)
+            step.device = ck.src(k.value)
+            if lit is not None:
+                step.literal, step.literal_plain = k.value, lit[1]
+            elif isinstance(k.value, ast.Constant):
+                step.is_cpu = True
+        elif k.arg == "dtype":
+            step.dtype = ck.src(k.value)
+    return step
+
+
+def _peel(ck, outer: ast.Call):
+    """Split ``factory(...).a(...).b(...)`` into the factory call and its steps."""
+    steps: List[Step] = []
+    node = outer
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if _factory_name(ck, node):
+            break
+        step = _classify_to(ck, node)
+        if step is None:
+            return None
+        steps.append(step)
+        node = node.func.value
+    kind = _factory_name(ck, node)
+    if kind is None or not steps:
+        return None
+    steps.reverse()
+    return node, kind, steps
+
+
+def check_moved_factory(ck, outer: ast.Call) -> bool:
+    """DEV101 / DEV103 on ``torch.zeros(n).to(x)``-shaped chains.  True if reported."""
+    peeled = _peel(ck, outer)
+    if peeled is None:
+        return False
+    factory, (kind, name), steps = peeled
+    movers = [s for s in steps if s.device is not None and not s.is_cpu]
+    if not movers and kind == "factory":
+        return False
+    if kw(factory, "device") is not None and kind == "factory":
+        return False  # already device-aware; a hardcoded .to literal is DEV001 on its own
+    # This whole chain is one diagnostic.
+    node = outer
+    while isinstance(node, ast.Call) and node is not factory:
+        ck.handled.add(id(node))
+        ck.handled.add(id(node.func))
+        node = node.func.value
+    ck.handled.add(id(factory))
+    if ck.guarded and all(s.literal is not None for s in movers) and kind == "factory":
+        return True  # guarded hardcoded move: device-aware on purpose
+    literal = next((s.literal for s in movers if s.literal is not None), None)
+    target = ck.src(literal) if literal is not None else (movers[-1].device if movers else None)
+    fix, why = _build_fix(ck, outer, factory, kind, name, steps)
+    if kind == "legacy":
+        ck.report("DEV103", outer, _legacy_msg(ck, factory, name, target), fix, why)
+    else:
+        where = f"hardcoded {target}" if literal is not None else f"{target}"
+        ck.report(
+            "DEV101",
+            outer,
+            f"torch.{name}() allocates on the host and is then moved to {where}; "
+            f"create it there with device=",
+            fix,
+            why,
+        )
+    return True
+
+
+def _legacy_msg(ck, factory, name, target) -> str:
+    dtype = LEGACY_CTORS[name]
+    moved = f", then moved to {target}" if target else ""
+    return (f"torch.{name}() is a legacy constructor that always allocates on the CPU{moved}; "
+            f"use torch.tensor(..., dtype={dtype}, device=...)")
+
+
+def _legacy_target(ck, factory: ast.Call, name: str):
+    """(func, positional-is-data, safe) for rewriting a legacy constructor."""
+    torch = ck.torch_name() or "torch"
+    args = factory.args
+    if factory.keywords or has_star(factory):
+        return None
+    if not args:
+        return f"{torch}.empty", True
+    if len(args) == 1:
+        a = args[0]
+        if isinstance(a, (ast.List, ast.ListComp, ast.Tuple)) and not (
+            isinstance(a, ast.Tuple) and all(isinstance(e, ast.Constant) and isinstance(e.value, int) for e in a.elts)
+        ):
+            return f"{torch}.tensor", True
+        if isinstance(a, ast.Constant) and isinstance(a.value, int):
+            return f"{torch}.empty", True
+        func = ck.current_function()
+        if isinstance(a, ast.Name) and func is not None and a.id in func.list_names:
+            return f"{torch}.tensor", True
+        return f"{torch}.tensor", False  # a name: data or a size? guessed as data
+    if all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in args):
+        return f"{torch}.empty", True
+    if all(isinstance(a, (ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.BinOp, ast.Call))
+           for a in args):
+        return f"{torch}.empty", False  # several arguments are sizes unless one is a tensor
+    return None
+
+
+def _build_fix(ck, outer, factory, kind, name, steps):
+    if has_star(factory) or kw(factory, "out") is not None:
+        return None, "the factory call takes *args/**kwargs or out=; rewrite it by hand"
+    safe = True
+    notes = []
+    func_name = None
+    keywords = []
+    # final dtype and device after the chain
+    dtype = None
+    device = None
+    literal_plain = True
+    for s in steps:
+        if s.dtype is not None:
+            dtype = s.dtype
+        if s.device is not None:
+            device = s
+        safe = safe and s.safe
+    if kind == "legacy":
+        target = _legacy_target(ck, factory, name)
+        if target is None:
+            return None, "legacy constructor with keyword or unusual arguments; rewrite it by hand"
+        func_name, data_safe = target
+        if not data_safe:
+            safe = False
+            notes.append("guessed whether the argument is data or a size")
+        if dtype is None:
+            dtype = LEGACY_CTORS[name]
+    elif name == "from_numpy":
+        func_name = f"{ck.torch_name() or 'torch'}.as_tensor"
+    if name in RANDOM_FACTORIES:
+        safe = False
+        notes.append("creating a random tensor on another device changes the random stream")
+    if name in FACTORIES_WITH_TENSOR_INPUT:
+        return None, f"torch.{name}() follows its input's device; move the input instead"
+    if kw(factory, "requires_grad") is not None:
+        safe = False
+        notes.append("requires_grad makes the moved tensor a non-leaf; folding makes it a leaf")
+    if dtype is not None and kind == "factory" and name not in FILL_FACTORIES | DATA_FACTORIES and not (
+        name in ("arange", "range") and dtype in INTEGER_DTYPES
+    ):
+        safe = False
+        notes.append(f"torch.{name}() computes in its own dtype before the conversion")
+    if device is not None and device.literal is not None:
+        choice = ck.infer_device(outer)
+        if choice is None:
+            return None, NO_SOURCE
+        dev_expr = choice.expr
+        safe = safe and choice.safe and device.literal_plain
+        notes.insert(0, f"device {choice.expr}: {choice.reason}")
+        literal_plain = device.literal_plain
+        extra_ops = []
+        if choice.add_property_to is not None:
+            op = property_op(ck, choice)
+            if op is None:
+                return None, "cannot add a device property to this class automatically"
+            if op is not False:
+                extra_ops.append(op)
+    elif device is not None:
+        dev_expr = device.device
+        extra_ops = []
+        notes.insert(0, f"device {dev_expr} from the move")
+    else:
+        dev_expr = None
+        extra_ops = []
+    if not literal_plain:
+        notes.append("the literal names a specific accelerator index")
+    if dtype is not None:
+        keywords.append(("dtype", dtype))
+    if dev_expr is not None:
+        keywords.append(("device", dev_expr))
+    op = RewriteCall(Span.of(outer), Span.of(factory), tuple(keywords), func_name)
+    return Fix(tuple(extra_ops) + (op,), safe, "; ".join(notes)), None
+
+
+def _in_init_context(ck) -> bool:
+    for f in ck.func_stack:
+        if getattr(f.node, "name", None) in INIT_METHODS:
+            return True
+    return False
+
+
+def check_factory(ck, node: ast.Call, qual: str) -> None:
+    """DEV102 for unmoved factories in device-aware code, DEV103 for unmoved legacy constructors."""
+    name = qual[len("torch."):]
+    if name in LEGACY_CTORS:
+        target = _legacy_target(ck, node, name)
+        if target is None:
+            fix, why = None, "legacy constructor with keyword or unusual arguments; rewrite it by hand"
+        else:
+            func_name, data_safe = target
+            op = RewriteCall(Span.of(node), Span.of(node), (("dtype", LEGACY_CTORS[name]),), func_name)
+            fix, why = Fix((op,), data_safe, f"use {func_name}(..., dtype={LEGACY_CTORS[name]})"), None
+        ck.report("DEV103", node, _legacy_msg(ck, node, name, None), fix, why)
+        return
+    if name not in FACTORIES or name in FACTORIES_WITH_TENSOR_INPUT:
+        return
+    if kw(node, "device") is not None or has_star(node) or kw(node, "out") is not None:
+        return
+    func = ck.current_function()
+    method = ck.enclosing_method()
+    in_module = method is not None and method.cls is not None and method.cls.is_module
+    if func is None or not (in_module or func.device_aware) or _in_init_context(ck):
+        return
+    if name in ("tensor", "as_tensor") and node.args and isinstance(node.args[0], ast.Constant):
+        return  # a 0-dim CPU scalar may meet accelerator tensors
+    choice = ck.infer_device(node, allow_add_property=False)
+    if choice is None:
+        fix, why = None, NO_SOURCE
+    else:
+        op = RewriteCall(Span.of(node), Span.of(node), (("device", choice.expr),),
+                         f"{ck.torch_name() or 'torch'}.as_tensor" if name == "from_numpy" else None)
+        fix = Fix((op,), False, f"device {choice.expr}: {choice.reason}; moves a tensor the code "
+                                "created on the CPU, which may be intended")
+        why = None
+    ck.report("DEV102", node, f"torch.{name}() without device= in device-aware code creates a CPU tensor",
+              fix, why)

@@ -1,0 +1,67 @@
+"""DEV001 (hardcoded device in ``.to``) and DEV002 (``.cuda()``)."""
+
+from __future__ import annotations
+
+import ast
+
+from ..diagnostics import Fix, ReplaceNode, Span
+from .common import device_fix, property_op, receiver_roots
+
+
+def check_to(ck, node: ast.Call) -> None:
+    if ck.guarded:
+        return
+    candidates = list(node.args[:1])
+    candidates += [k.value for k in node.keywords if k.arg == "device"]
+    for arg in candidates:
+        ck.handled.add(id(arg))
+        lit = ck.device_literal(arg)
+        if lit is None:
+            continue
+        dev_type, plain = lit
+        exclude = receiver_roots(node.func.value)
+        fix, why = device_fix(ck, node, arg, plain, exclude)
+        ck.report(
+            "DEV001",
+            arg,
+            f"hardcoded accelerator device {ck.src(arg)} in .to(); follow the device of the model or the data",
+            fix,
+            why,
+        )
+
+
+def check_cuda(ck, node: ast.Call) -> None:
+    if ck.guarded:
+        return
+    recv = node.func.value
+    # torch.cuda is a module, not a call target; ``x.cuda`` must be a call on a value.
+    if ck.resolve(node.func) is not None and ck.resolve(node.func).startswith("torch."):
+        return
+    index = node.args[0] if node.args else None
+    for k in node.keywords:
+        if k.arg == "device":
+            index = k.value
+    choice = ck.infer_device(node, exclude_roots=receiver_roots(recv))
+    if choice is None:
+        fix, why = None, "no device source in scope (no self.device, device variable or tensor to follow)"
+    else:
+        rest = [ck.src(k) for k in node.keywords if k.arg not in ("device",)]
+        args = ", ".join([choice.expr, *rest])
+        ops = [ReplaceNode(Span.of(node), f"{ck.src(recv)}.to({args})")]
+        desc = f"use .to({choice.expr}): {choice.reason}"
+        if choice.add_property_to is not None:
+            op = property_op(ck, choice)
+            if op is None:
+                fix, why = None, "cannot add a device property to this class automatically"
+                ck.report("DEV002", node, _msg(ck, index), fix, why)
+                return
+            if op is not False:
+                ops.insert(0, op)
+        fix = Fix(tuple(ops), choice.safe and index is None, desc)
+        why = None
+    ck.report("DEV002", node, _msg(ck, index), fix, why)
+
+
+def _msg(ck, index) -> str:
+    where = f".cuda({ck.src(index)})" if index is not None else ".cuda()"
+    return f"{where} hardcodes the CUDA device; use .to(<device>) with the device of the model or the data"
