@@ -2,6 +2,7 @@
 
 import inspect
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,6 +60,8 @@ def test_values_equal_plain_cpu_run(c):
     want = c.fn("cpu")
     if isinstance(want, torch.Tensor):
         assert torch.equal(got, want)
+    elif isinstance(want, np.ndarray):
+        assert np.array_equal(got, want)
     else:
         assert got == want
 
