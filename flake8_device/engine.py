@@ -505,6 +505,16 @@ class Checker:
                             info.tensor_names.setdefault(t.id, n.lineno)
             elif isinstance(n, ast.Attribute) and n.attr == "device":
                 info.device_aware = True
+            elif (
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Name)
+                and n.func.id == "len"
+                and len(n.args) == 1
+                and isinstance(n.args[0], ast.Name)
+            ):
+                info.list_names.add(n.args[0].id)  # a sized collection: data, not a size
+            elif isinstance(n, (ast.For, ast.comprehension)) and isinstance(n.iter, ast.Name):
+                info.list_names.add(n.iter.id)
         if info.device_names:
             info.device_aware = True
         return info
@@ -557,7 +567,7 @@ class Checker:
                     guessed.append(name)
             if annotated:
                 n = annotated[0]
-                return DeviceChoice(f"{n}.device", f"`{n}` is a tensor parameter (annotated)", False, root=n)
+                return DeviceChoice(f"{n}.device", f"`{n}` is a tensor parameter (annotated)", True, root=n)
             if guessed:
                 n = guessed[0]
                 return DeviceChoice(f"{n}.device", f"`{n}` is used as a tensor (guessed)", False, root=n)

@@ -58,6 +58,7 @@ def check_amp_call(ck, node: ast.Call, qual: str) -> None:
         lit = ck.device_literal(arg)
         if lit is None:
             return
+        ck.handled.add(id(arg))
         expr, reason, safe = _device_type_expr(ck, node)
         fix = Fix((ReplaceNode(Span.of(arg), expr),), safe, f"device type {expr}: {reason}") if expr else None
         ck.report("DEV005", arg, f"autocast device_type {ck.src(arg)} is hardcoded; use the device type of "

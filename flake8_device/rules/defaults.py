@@ -29,7 +29,7 @@ def check_call_keywords(ck, node: ast.Call) -> None:
     if ck.guarded:
         return
     for k in node.keywords:
-        if k.arg is None or k.arg == "device" or not _is_device_like_keyword(k.arg):
+        if k.arg is None or k.arg in ("device", "device_type") or not _is_device_like_keyword(k.arg):
             continue
         if id(k.value) in ck.handled:
             continue
@@ -97,10 +97,13 @@ def check_assign(ck, node) -> None:
     if ck.guarded or node.value is None:
         return
     lit = ck.device_literal(node.value)
-    if lit is None:
-        return
-    ck.handled.add(id(node.value))
+    if lit is None or isinstance(node.value, ast.Call):
+        return  # torch.device("cuda") is DEV003 wherever it appears
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    names = [t.id if isinstance(t, ast.Name) else getattr(t, "attr", "") for t in targets]
+    if ck.func_stack and not any(_is_device_like_keyword(n) for n in names):
+        return  # inside a function only device-like names count (``name = "cuda"`` may be a label)
+    ck.handled.add(id(node.value))
     dev_type, plain = lit
     fix, why = _fallback(ck, node.value, dev_type, plain, "device built at run time; check availability by hand")
     names = ", ".join(ck.src(t) for t in targets)

@@ -174,7 +174,10 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
     if ck.guarded and all(s.literal is not None for s in movers) and kind == "factory":
         return True  # guarded hardcoded move: device-aware on purpose
     literal = next((s.literal for s in movers if s.literal is not None), None)
-    target = ck.src(literal) if literal is not None else (movers[-1].device if movers else None)
+    if literal is not None:
+        target = '"cuda" (.cuda())' if isinstance(literal, ast.Call) else ck.src(literal)
+    else:
+        target = movers[-1].device if movers else None
     fix, why = _build_fix(ck, outer, factory, kind, name, steps)
     if kind == "legacy":
         ck.report("DEV103", outer, _legacy_msg(ck, factory, name, target), fix, why)

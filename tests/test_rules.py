@@ -1,0 +1,160 @@
+"""Fixture tests: every rule's flagged and not-flagged cases, through the engine and through flake8."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from flake8_device.engine import check_source
+from flake8_device.options import Options
+from flake8_device.rules import CODES
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RULES = ROOT / "corpus" / "rules"
+SEED = ROOT / "corpus" / "seed" / "dvis_daq_seed.py"
+
+
+def _render(path: pathlib.Path, only: str | None) -> list[str]:
+    out = []
+    for d in check_source(path.read_text(), str(path)):
+        if only is None or d.code == only:
+            out.append(f"{d.span.line}:{d.span.col + 1}: {d.code} {d.message}")
+    return out
+
+
+def _expected(path: pathlib.Path) -> list[str]:
+    return [l for l in path.with_suffix(".txt").read_text().splitlines() if l.strip()]
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_every_code_has_fixture(code):
+    assert (RULES / f"{code}.py").exists() and (RULES / f"{code}.txt").exists()
+
+
+@pytest.mark.parametrize("path", sorted(RULES.glob("DEV*.py")), ids=lambda p: p.stem)
+def test_rule_fixture(path):
+    expected = _expected(path)
+    assert expected, "a fixture must flag something"
+    assert _render(path, path.stem) == expected
+
+
+@pytest.mark.parametrize("path", sorted(RULES.glob("DEV*.py")), ids=lambda p: p.stem)
+def test_not_flagged_functions_are_clean(path):
+    """Nothing inside a ``not_flagged`` function is reported under the fixture's code."""
+    tree = ast.parse(path.read_text())
+    ranges = [
+        (n.lineno, n.end_lineno)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef) and n.name.startswith("not_flagged")
+    ]
+    diags = [d for d in check_source(path.read_text()) if d.code == path.stem]
+    lines = path.read_text().splitlines()
+    for d in diags:
+        inside = any(a <= d.span.line <= b for a, b in ranges)
+        assert not inside or "noqa" in lines[d.span.line - 1], d
+
+
+def test_seed_file_reports_every_listed_line():
+    expected = _expected(SEED)
+    assert _render(SEED, None) == expected
+    # the thirteen hardcoded lines of the analysis, by their text
+    text = SEED.read_text().splitlines()
+    flagged = {int(l.split(":")[0]) for l in expected}
+    needles = [
+        'torch.empty(size=(0, 1, self.hidden_dim), dtype=torch.float32).to("cuda")',
+        'torch.empty(size=(0, ), dtype=torch.int64).to("cuda")',
+        'torch.zeros(size=(fQ, ), dtype=torch.bool).to("cuda")',
+        'fill_value=-1).to("cuda")',
+        'torch.ones(size=(ms_outputs.shape[1], )).to("cuda") < 0',
+        '(mask[:, start:end, :, :].sigmoid() > 0.5).to("cuda")',
+        '.to(torch.float32).to("cuda") * -1e4',
+        'torch.zeros(size=(1, 0, T), dtype=torch.bool).to("cuda")',
+        'torch.IntTensor([]).to("cuda")',
+        'torch.IntTensor(seq_id_list).to("cuda")',
+        'torch.arange(scores.shape[0]).to("cuda")',
+        'torch.ones(size=(num_left, num_frames)).to("cuda") < 0',
+    ]
+    for needle in needles:
+        hits = [i + 1 for i, l in enumerate(text) if needle in l]
+        assert hits, needle
+        for h in hits:
+            # multi-line calls are reported on the line where the expression starts
+            assert h in flagged or h - 1 in flagged, (needle, h)
+
+
+def _flake8(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flake8", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_flake8_plugin_matches_engine_and_honours_noqa():
+    res = _flake8("--select", "DEV", "--extend-ignore", "DEV102", *[str(p) for p in sorted(RULES.glob("DEV*.py"))])
+    assert res.returncode == 1, res.stderr
+    got = set(res.stdout.splitlines())
+    for path in sorted(RULES.glob("DEV*.py")):
+        lines = path.read_text().splitlines()
+        for d in check_source(path.read_text()):
+            if d.code == "DEV102":
+                continue
+            row = f"{path}:{d.span.line}:{d.span.col + 1}: {d.code} {d.message}"
+            if "noqa" in lines[d.span.line - 1]:
+                assert row not in got
+            else:
+                assert row in got
+
+
+def test_flake8_version_lists_plugin():
+    res = _flake8("--version")
+    assert "flake8-device" in res.stdout
+
+
+def test_dev102_is_default_ignored_but_selectable(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text((RULES / "DEV102.py").read_text())
+    default = _flake8("--isolated", str(f), cwd=tmp_path)
+    assert "DEV102" not in default.stdout
+    selected = _flake8("--isolated", "--select", "DEV102", str(f), cwd=tmp_path)
+    assert "DEV102" in selected.stdout
+
+
+def test_flake8_syntax_error_is_e999_and_plugin_does_not_crash(tmp_path):
+    f = tmp_path / "bad.py"
+    f.write_text("def f(:\n    x.to('cuda')\n")
+    res = _flake8("--isolated", "--select", "DEV,E999", str(f), cwd=tmp_path)
+    assert "E999" in res.stdout
+    assert "Traceback" not in res.stderr
+
+
+def test_flake8_per_file_ignores_and_config(tmp_path):
+    (tmp_path / "a.py").write_text("import torch\nx = torch.ones(2).to('cuda')\n")
+    (tmp_path / "b.py").write_text("import torch\ny = torch.ones(2).to('cuda')\n")
+    (tmp_path / "setup.cfg").write_text("[flake8]\nselect = DEV\nper-file-ignores =\n    b.py: DEV101\n")
+    res = _flake8("a.py", "b.py", cwd=tmp_path)
+    assert "a.py:2:5: DEV101" in res.stdout
+    assert "b.py" not in res.stdout
+
+
+def test_device_expr_option_reaches_fixes(tmp_path):
+    src = "import torch\nx = torch.ones(2).to('cuda')\n"
+    [d] = check_source(src, options=Options(device_expr="DEV"))
+    assert d.fix is not None and "DEV" in d.fix.ops[-1].keywords[-1][1]
+
+
+def test_extra_flagged_devices_and_custom_accelerators():
+    src = "import torch\ndef f(x):\n    return x.to('cpu'), x.to('tpu')\n"
+    assert check_source(src) == []
+    codes = [d.message for d in check_source(src, options=Options(extra_flagged=frozenset({"cpu"})))]
+    assert len(codes) == 1 and "'cpu'" in codes[0]
+    custom = check_source(src, options=Options(accelerators=frozenset({"tpu"})))
+    assert len(custom) == 1 and "'tpu'" in custom[0].message
+
+
+def test_aliased_imports():
+    src = (
+        "import torch as T\nfrom torch import zeros, device as D\n"
+        "a = zeros(3).to('cuda')\nb = T.ones(2).cuda()\nc = D('cuda')\n"
+    )
+    assert [d.code for d in check_source(src)] == ["DEV101", "DEV101", "DEV003"]
