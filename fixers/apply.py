@@ -295,7 +295,7 @@ class _Planner:
         if dropped and dropped[-1] == len(items) - 1 and items[-1][1] is None:
             # the last argument goes and has no trailing comma
             first_tail = len(items) - 1
-            while first_tail - 1 in dropped:
+            while kept and first_tail - 1 in dropped:
                 first_tail -= 1
             last_kept = kept[-1] if kept else None
             t_end = items[-1][0].range().end.index
