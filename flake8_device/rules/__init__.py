@@ -37,8 +37,31 @@ CODES = {
 DEFAULT_IGNORED = ("DEV102",)
 
 
+_HOST_SINKS = frozenset({"int", "float", "bool", "len"})
+_HOST_METHODS = frozenset({"item", "tolist", "numpy"})
+
+
+def _mark_host_consumed(ck, node: ast.Call) -> None:
+    """``int(torch.randint(...))``, ``torch.arange(n).tolist()``: the value never meets a device."""
+    func = node.func
+    inner = None
+    if isinstance(func, ast.Name) and func.id in _HOST_SINKS and len(node.args) == 1:
+        inner = node.args[0]
+    elif isinstance(func, ast.Attribute) and func.attr in _HOST_METHODS:
+        inner = func.value
+    while isinstance(inner, ast.Call):
+        q = ck.resolve(inner.func)
+        if q is not None and q.startswith("torch."):
+            ck.handled.add(id(inner))
+            return
+        if not isinstance(inner.func, ast.Attribute):
+            return
+        inner = inner.func.value
+
+
 def check_call(ck, node: ast.Call) -> None:
     func = node.func
+    _mark_host_consumed(ck, node)
     if isinstance(func, ast.Attribute):
         attr = func.attr
         # A chain that starts at a fresh factory is one DEV101/DEV103 diagnostic.
