@@ -1,0 +1,321 @@
+"""The flake8-device command end to end (main(argv) with a toy linter, and
+a few runs of the real engine through a subprocess)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fixers.testing import toy_linter
+from flake8_device import cli
+
+
+def run(argv, linter=toy_linter):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), stdout=out, stderr=err, linter=linter)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def test_clean_file_exits_zero(project):
+    write(project / "ok.py", "x = 1\n")
+    assert run(["--isolated", "ok.py"]) == (0, "", "")
+
+
+def test_report_format_marker_and_exit_one(project):
+    write(project / "m.py", 's = "é"; x = t.to("cuda")\ny = nofix\n')
+    code, out, err = run(["--isolated", "m.py"])
+    assert code == 1 and err == ""
+    lines = out.splitlines()
+    # column is 1-based and counts UTF-8 bytes, like flake8
+    assert lines[0] == 'm.py:1:20: DEV001 [*] hardcoded device "cuda"'
+    assert lines[1] == "m.py:2:5: DEV003 cannot be fixed"
+    assert "[*] 1 fixable with --fix." in out
+
+
+def test_fix_rewrites_in_place(project):
+    f = write(project / "m.py", 'x = t.to("cuda")  # keep\n')
+    code, out, _ = run(["--isolated", "--fix", "m.py"])
+    assert code == 0
+    assert f.read_text() == "x = t.to(dev)  # keep\n"
+    assert "Fixed 1 diagnostic(s) in 1 file(s); 0 left." in out
+
+
+def test_fix_leaves_unfixable_and_exits_one(project):
+    f = write(project / "m.py", 'x = t.to("cuda")\ny = nofix\n')
+    code, out, _ = run(["--isolated", "--fix", "m.py"])
+    assert code == 1
+    assert f.read_text() == "x = t.to(dev)\ny = nofix\n"
+    assert "m.py:2:5: DEV003 cannot be fixed" in out
+
+
+def test_diff_prints_and_changes_nothing(project):
+    f = write(project / "m.py", 'x = t.to("cuda")\n')
+    code, out, _ = run(["--isolated", "--diff", "m.py"])
+    assert code == 1
+    assert f.read_text() == 'x = t.to("cuda")\n'
+    assert "--- a/m.py\n+++ b/m.py\n" in out
+    assert '-x = t.to("cuda")\n+x = t.to(dev)\n' in out
+
+
+def test_check_exit_codes(project):
+    f = write(project / "m.py", 'x = t.to("cuda")\n')
+    code, out, _ = run(["--isolated", "--check", "m.py"])
+    assert code == 1 and "would fix m.py" in out
+    assert f.read_text() == 'x = t.to("cuda")\n'
+    write(project / "ok.py", "x = nofix\n")
+    code, _, _ = run(["--isolated", "--check", "ok.py"])
+    assert code == 0  # nothing would change (unfixable diagnostics do not count)
+
+
+def test_unsafe_fixes_need_flag(project):
+    f = write(project / "m.py", "y = unsafe_call(1)\n")
+    code, out, _ = run(["--isolated", "m.py"])
+    assert "DEV102 needs an unsafe fix" in out and "[*]" not in out.splitlines()[0]
+    assert "1 more fixable with --fix --unsafe-fixes." in out
+    code, _, _ = run(["--isolated", "--fix", "m.py"])
+    assert code == 1 and f.read_text() == "y = unsafe_call(1)\n"
+    code, _, _ = run(["--isolated", "--fix", "--unsafe-fixes", "m.py"])
+    assert code == 0 and f.read_text() == "y = safe_call(1)\n"
+
+
+@pytest.mark.parametrize(
+    "flags, codes",
+    [
+        ([], {"DEV001", "DEV003", "DEV102"}),
+        (["--select", "DEV1"], {"DEV102"}),
+        (["--select", "DEV0"], {"DEV001", "DEV003"}),
+        (["--ignore", "DEV00"], {"DEV102"}),
+        (["--extend-ignore", "DEV003"], {"DEV001", "DEV102"}),
+        (["--select", "DEV0", "--extend-select", "DEV102"], {"DEV001", "DEV003", "DEV102"}),
+        (["--select", "DEV", "--ignore", "DEV0", "--extend-select", "DEV001"], {"DEV001", "DEV102"}),
+    ],
+)
+def test_select_and_ignore_prefixes(project, flags, codes):
+    write(project / "m.py", 'x = t.to("cuda")\ny = nofix\nz = unsafe_call()\n')
+    _, out, _ = run(["--isolated", *flags, "m.py"])
+    found = {line.split()[1] for line in out.splitlines() if line.startswith("m.py:")}
+    assert found == codes
+
+
+def test_noqa_like_flake8(project):
+    src = textwrap.dedent(
+        '''\
+        a = t.to("cuda")  # noqa
+        b = t.to("cuda")  # noqa: DEV001
+        c = t.to("cuda")  # noqa:DEV0,E501
+        d = t.to("cuda")  # NOQA: E501
+        e = t.to("cuda")  # noqa: DEV1
+        f = t.to(
+            "cuda")  # noqa
+        g = t.to("cuda", x=1 + \\
+                 2)  # noqa: DEV001
+        '''
+    )
+    f = write(project / "m.py", src)
+    code, out, _ = run(["--isolated", "m.py"])
+    lines = [line.split(":")[1] for line in out.splitlines() if line.startswith("m.py:")]
+    # d (other code listed), e (DEV1 does not cover DEV001) are reported;
+    # the backslash-continued statement g shares its noqa across its lines
+    assert lines == ["4", "5"]
+    code, _, _ = run(["--isolated", "--fix", "m.py"])
+    text = f.read_text()
+    assert text.count('"cuda"') == 5  # suppressed ones are not fixed
+    assert 'd = t.to(dev)  # NOQA: E501' in text and 'e = t.to(dev)  # noqa: DEV1' in text
+
+
+def test_noqa_on_first_line_of_bracketed_call(project):
+    # flake8 does not join bracketed lines for noqa: the comment must be on
+    # the line of the report
+    write(project / "m.py", 'x = f(  # noqa: DEV001\n    "cuda")\ny = f(\n    "cuda",  # noqa\n)\n')
+    _, out, _ = run(["--isolated", "m.py"])
+    assert [line.split(":")[1] for line in out.splitlines() if line.startswith("m.py:")] == ["2"]
+
+
+def test_file_level_noqa_skips_file(project):
+    f = write(project / "m.py", '# flake8: noqa\nx = t.to("cuda")\n')
+    assert run(["--isolated", "--fix", "m.py"])[0] == 0
+    assert f.read_text() == '# flake8: noqa\nx = t.to("cuda")\n'
+    # on a line with code it does not count (flake8 warns and ignores it)
+    write(project / "n.py", 'x = t.to("cuda")  # flake8: noqa\n')
+    assert run(["--isolated", "n.py"])[0] == 1
+
+
+def test_config_file_options(project):
+    write(
+        project / "setup.cfg",
+        textwrap.dedent(
+            """\
+            [flake8]
+            select = E,F,W
+            extend-ignore = DEV003
+            per-file-ignores =
+                legacy/*.py: DEV001
+            extend-exclude = generated
+            device-expr = self.device
+            device_accelerators = cuda, npu
+            """
+        ),
+    )
+    write(project / "a.py", 'x = t.to("cuda")\ny = nofix\n')
+    write(project / "legacy" / "b.py", 'x = t.to("cuda")\n')
+    write(project / "generated" / "c.py", 'x = t.to("cuda")\n')
+    seen = {}
+
+    def linter(source, filename, options):
+        seen["options"] = options
+        return toy_linter(source, filename, options)
+
+    code, out, _ = run(["--fix", "."], linter=linter)
+    assert code == 0
+    assert (project / "a.py").read_text() == "x = t.to(self.device)\ny = nofix\n"
+    assert (project / "legacy" / "b.py").read_text() == 'x = t.to("cuda")\n'
+    assert (project / "generated" / "c.py").read_text() == 'x = t.to("cuda")\n'
+    assert seen["options"].device_expr == "self.device"
+    assert seen["options"].accelerators == frozenset({"cuda", "npu"})
+
+
+def test_command_line_overrides_config(project):
+    write(project / "tox.ini", "[flake8]\nignore = DEV001\ndevice-expr = cfg_dev\n")
+    f = write(project / "a.py", 'x = t.to("cuda")\n')
+    assert run(["a.py"])[0] == 0
+    code, _, _ = run(["--ignore", "", "--device-expr", "x.device", "--fix", "a.py"])
+    assert code == 0 and f.read_text() == "x = t.to(x.device)\n"
+
+
+def test_config_select_with_dev_codes_restricts(project):
+    write(project / ".flake8", "[flake8]\nselect = E,DEV1\n")
+    write(project / "a.py", 'x = t.to("cuda")\nz = unsafe_call()\n')
+    _, out, _ = run(["a.py"])
+    assert "DEV102" in out and "DEV001" not in out
+
+
+def test_bad_config_is_a_usage_error(project):
+    write(project / "setup.cfg", "[flake8\nbroken")
+    write(project / "bad.cfg", "[flake8]\nper-file-ignores = : DEV001\n")
+    write(project / "a.py", "x = 1\n")
+    code, _, err = run(["--config", "bad.cfg", "a.py"])
+    assert code == 2 and "per-file-ignores" in err
+    code, _, err = run(["--config", "missing.cfg", "a.py"])
+    assert code == 2 and "does not exist" in err
+
+
+def test_directory_walk_and_excludes(project):
+    for rel in ["pkg/a.py", "pkg/sub/b.py", ".venv/lib/c.py", "build/d.py", "pkg/__pycache__/e.py",
+                ".git/f.py", "pkg/notes.txt", "skipme/g.py"]:
+        write(project / rel, 'x = "cuda"\n')
+    _, out, _ = run(["--isolated", "--extend-exclude", "skipme", "."])
+    files = sorted({line.split(":")[0] for line in out.splitlines() if ":" in line and "DEV" in line})
+    assert files == [os.path.join(".", "pkg", "a.py"), os.path.join(".", "pkg", "sub", "b.py")]
+    _, out, _ = run(["--isolated", "--exclude", "sub", "pkg"])
+    assert "b.py" not in out and "a.py" in out
+
+
+def test_missing_path_is_an_error_but_others_run(project):
+    f = write(project / "a.py", 'x = "cuda"\n')
+    code, _, err = run(["--isolated", "--fix", "nope.py", "a.py"])
+    assert code == 2 and "nope.py: no such file or directory" in err
+    assert f.read_text() == "x = dev\n"
+
+
+def test_summary(project):
+    write(project / "a.py", 'x = "cuda"\ny = nofix\nz = unsafe_call()\nw = "cuda"\n')
+    code, out, _ = run(["--isolated", "--fix", "--summary", "a.py"])
+    assert code == 1
+    summary = out[out.index("Summary:"):]
+    assert "DEV001        2      2      0" in summary
+    assert "DEV003        1      0      1" in summary
+    assert "1 left: device cannot be inferred" in summary
+    assert "DEV102        1      0      1" in summary
+    assert "1 left: unsafe fix; use --unsafe-fixes" in summary
+    assert "total         4      2      2" in summary
+
+
+def test_show_source_and_quiet(project):
+    write(project / "a.py", '\tx = t.to("cuda")\n'.lstrip("\t"))
+    _, out, _ = run(["--isolated", "--show-source", "a.py"])
+    assert 'x = t.to("cuda")\n         ^\n' in out
+    code, out, _ = run(["--isolated", "--quiet", "a.py"])
+    assert code == 1 and out == ""
+
+
+def test_usage_error_exit_two(project, capsys):
+    code, _, _ = run(["--max-file-size", "lots"])
+    assert code == 2
+
+
+def test_internal_error_does_not_stop_the_run(project):
+    write(project / "a.py", "x = 1\n")
+    b = write(project / "b.py", 'x = "cuda"\n')
+
+    def linter(source, filename, options):
+        if filename.endswith("a.py"):
+            raise RuntimeError("boom")
+        return toy_linter(source, filename, options)
+
+    code, _, err = run(["--isolated", "--fix", "a.py", "b.py"], linter=linter)
+    assert code == 2 and "a.py: internal error: RuntimeError: boom" in err
+    assert b.read_text() == "x = dev\n"
+
+
+# --- the real engine -----------------------------------------------------
+
+
+SEED = '''\
+import torch
+
+
+class Track(torch.nn.Module):
+    def __init__(self, hidden_dim):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.proj = torch.nn.Linear(hidden_dim, hidden_dim)
+
+    def empty(self):
+        return torch.empty(size=(0, 1, self.hidden_dim), dtype=torch.float32).to("cuda")
+'''
+
+
+def _engine_available():
+    try:
+        from flake8_device import engine  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _engine_available(), reason="rule engine not importable")
+def test_real_engine_end_to_end(tmp_path):
+    f = tmp_path / "track.py"
+    f.write_text(SEED)
+    cmd = [sys.executable, "-m", "flake8_device.cli", "--isolated"]
+    env = dict(os.environ, PYTHONPATH=str(Path(cli.__file__).resolve().parents[1]))
+    lint = subprocess.run(cmd + [str(f)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert lint.returncode == 1, lint.stderr
+    assert "DEV" in lint.stdout
+    fix = subprocess.run(cmd + ["--fix", "--unsafe-fixes", "--summary", str(f)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert fix.returncode in (0, 1), fix.stderr
+    text = f.read_text()
+    compile(text, str(f), "exec")
+    assert '.to("cuda")' not in text
+    again = subprocess.run(cmd + ["--check", "--unsafe-fixes", str(f)],
+                           capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout  # fixing reached a fixed point
