@@ -188,8 +188,6 @@ def _run_model(virtual, grad_mode=True):
     else:
         # the same code on a host-only run: the literal placements become CPU
         with torch.set_grad_enabled(grad_mode):
-            with virtual_device("cuda") as vd_unused:  # noqa: F841 - only to resolve "cuda"
-                pass
             out = _host_forward(model, x)
             if grad_mode:
                 out.pow(2).sum().backward()
