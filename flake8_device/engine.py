@@ -547,7 +547,7 @@ class Checker:
         # 4. device variable / parameter
         for f in reversed(self.func_stack):
             for name, bound in f.device_names.items():
-                if name in exclude_roots or (bound > line and name not in f.params):
+                if name in exclude_roots or (bound >= line and name not in f.params):
                     continue
                 return DeviceChoice(name, f"`{name}` is a device in scope", True, root=name)
         for name in self.module_device_names:

@@ -118,8 +118,7 @@ def _classify_to(ck, call: ast.Call) -> Optional[Step]:
         step.device, step.dtype = f"{other}.device", f"{other}.dtype"
         if not isinstance(arg, (ast.Name, ast.Attribute, ast.Subscript)):
             return None
-        if not (isinstance(arg, ast.Name) and arg.id in (ck.current_function().tensor_names
-                                                          if ck.current_function() else {})):
+        if not (isinstance(arg, ast.Name) and _known_tensor(ck, arg.id)):
             step.safe = False  # guessing that the argument is a tensor
     for k in call.keywords:
         if k.arg == "device":
@@ -132,6 +131,17 @@ def _classify_to(ck, call: ast.Call) -> Optional[Step]:
         elif k.arg == "dtype":
             step.dtype = ck.src(k.value)
     return step
+
+
+def _known_tensor(ck, name: str) -> bool:
+    """A local bound from a torch call, or a parameter annotated as a tensor."""
+    func = ck.current_function()
+    if func is None:
+        return False
+    if name in func.tensor_names:
+        return True
+    ann = func.params.get(name)
+    return ann is not None and ast.unparse(ann).endswith("Tensor")
 
 
 def _peel(ck, outer: ast.Call):

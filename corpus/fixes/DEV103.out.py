@@ -1,0 +1,18 @@
+import torch
+
+
+class Offline(torch.nn.Module):
+    @property
+    def device(self):
+        return self.pixel_mean.device
+
+    def ids(self, seq_id_list):
+        if len(seq_id_list) == 0:
+            return torch.tensor([], dtype=torch.int32, device=self.device)
+        return torch.tensor(seq_id_list, dtype=torch.int32, device=self.device)
+
+
+def legacy(n):
+    a = torch.tensor([1, 2, 3], dtype=torch.int64)
+    b = torch.Tensor(2, n)
+    return a, b
