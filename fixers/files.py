@@ -68,6 +68,11 @@ def decode_source(path: str, raw: bytes) -> SourceFile:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
     except SyntaxError as exc:
+        # Without a cookie the first lines must be UTF-8; say so plainly.
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as dec:
+            raise SourceError(f"cannot decode as utf-8: {dec}") from dec
         raise SourceError(f"cannot detect encoding: {exc}") from exc
     try:
         text = raw.decode(encoding)
