@@ -66,30 +66,33 @@ def make_inputs(num_frames=3, size=64, seed=0, with_targets=True, device="cpu", 
     and, with ``with_targets``, "instances" (one Instances per frame with
     gt_classes, gt_masks (BitMasks) and gt_ids, -1 for an object not visible).
     """
+    # Drawn on the host with a seeded generator, so every device gets the same clip.
     gen = torch.Generator().manual_seed(seed)
     videos = []
     for _ in range(num_videos):
         objects = _frame_objects(num_frames, size, gen)
         frames, instances = [], []
         for t in range(num_frames):
-            img = torch.rand((3, size, size), generator=gen) * 60.0
+            img = torch.rand((3, size, size), generator=gen, device="cpu") * 60.0
             masks, classes, ids = [], [], []
             for obj in objects:
                 y, x, h, w = obj["box"]
                 y, x = y + 2 * t, x + t
-                m = torch.zeros((size, size), dtype=torch.bool)
+                m = torch.zeros((size, size), dtype=torch.bool, device="cpu")
                 visible = t < obj["last"]
                 if visible:
                     m[y : y + h, x : x + w] = True
-                    color = torch.tensor([40.0 * (obj["cls"] + 1), 200.0 - 30.0 * obj["cls"], 90.0 + 25.0 * obj["id"]])
+                    color = torch.tensor(
+                        [40.0 * (obj["cls"] + 1), 200.0 - 30.0 * obj["cls"], 90.0 + 25.0 * obj["id"]], device="cpu"
+                    )
                     img[:, m] = color[:, None]
                 masks.append(m)
                 classes.append(obj["cls"])
                 ids.append(obj["id"] if visible else -1)
             frames.append(img.to(device))
             inst = Instances((size, size))
-            inst.gt_classes = torch.tensor(classes, dtype=torch.int64).to(device)
-            inst.gt_ids = torch.tensor(ids, dtype=torch.int64).to(device)
+            inst.gt_classes = torch.tensor(classes, dtype=torch.int64, device=device)
+            inst.gt_ids = torch.tensor(ids, dtype=torch.int64, device=device)
             inst.gt_masks = BitMasks(torch.stack(masks).to(device))
             instances.append(inst)
         video = {"image": frames, "height": size, "width": size}

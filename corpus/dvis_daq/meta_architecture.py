@@ -250,7 +250,7 @@ class DVISDAQToy(nn.Module):
         gt_ids = track["tracked_gt_ids"]
         if gt_ids:
             gone = [float(g not in tgt["ids"]) for g in gt_ids]
-            gone_t = torch.tensor(gone).to(track["disappear_logits"].device)
+            gone_t = torch.tensor(gone, device=track["disappear_logits"].device)
             sums["disappear"] = sums["disappear"] + F.binary_cross_entropy_with_logits(
                 track["disappear_logits"], gone_t
             )

@@ -13,6 +13,11 @@ from torch.nn import functional as F
 from .segmenter import MLP, DecoderLayer
 
 
+def ids_to_tensor(ids, device):
+    """Sequence ids as an int64 tensor on ``device``."""
+    return torch.as_tensor(ids, dtype=torch.int64).to("cuda")
+
+
 class InstanceSequence:
     """One tracked instance: its per-frame embeddings, position embeddings and visibility."""
 
@@ -68,8 +73,7 @@ class DAQTracker(nn.Module):
         """Ids of the live sequences, [S]."""
         if len(self.sequences) == 0:
             return torch.empty(size=(0, ), dtype=torch.int64).to("cuda")
-        ids = [seq.seq_id for seq in self.sequences]
-        return torch.as_tensor(ids, dtype=torch.int64, device=frame_embeds.device)
+        return ids_to_tensor([seq.seq_id for seq in self.sequences], frame_embeds.device)
 
     # ------------------------------------------------------ position embeddings
     def mask_pooled_pos_embeds(self, mask, mask_features):
