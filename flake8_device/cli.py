@@ -267,23 +267,28 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_argument_group("modes")
     mode.add_argument("--fix", action="store_true", help="rewrite files in place")
     mode.add_argument("--diff", action="store_true", help="print a unified diff of the fixes; change nothing")
-    mode.add_argument("--check", action="store_true", help="exit 1 if fixing would change a file; change nothing")
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 if fixing would change a file; change nothing")
     mode.add_argument("--unsafe-fixes", action="store_true", help="also apply fixes marked unsafe")
     sel = p.add_argument_group("selection")
     for name in ("select", "ignore", "extend-select", "extend-ignore"):
-        sel.add_argument(f"--{name}", metavar="CODES", help=f"comma-separated code prefixes ({name} in flake8's sense)")
+        sel.add_argument(f"--{name}", metavar="CODES",
+                         help=f"comma-separated code prefixes ({name} in flake8's sense)")
     sel.add_argument("--per-file-ignores", metavar="MAP", help="'pattern:CODES ...' pairs, as in flake8")
     sel.add_argument("--exclude", metavar="PATTERNS", help="replace the exclude patterns")
     sel.add_argument("--extend-exclude", metavar="PATTERNS", help="add exclude patterns")
     sel.add_argument("--disable-noqa", action="store_true", help="ignore # noqa comments")
     dev = p.add_argument_group("devices")
-    dev.add_argument("--device-expr", metavar="EXPR", help="device expression every fix uses first, e.g. self.device")
+    dev.add_argument("--device-expr", metavar="EXPR",
+                     help="device expression every fix uses first, e.g. self.device")
     dev.add_argument("--accelerators", "--device-accelerators", dest="accelerators", metavar="NAMES",
                      help="comma-separated device types treated as hardcoded accelerators")
     out = p.add_argument_group("output")
     out.add_argument("--show-source", action="store_true", help="show the source line of each diagnostic")
-    out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (and --diff output)")
-    out.add_argument("--summary", action="store_true", help="print per-code counts found/fixed/left at the end")
+    out.add_argument("-q", "--quiet", action="store_true",
+                     help="print nothing but errors, --diff output and the summary")
+    out.add_argument("--summary", action="store_true",
+                     help="print per-code counts found/fixed/left at the end")
     cfg = p.add_argument_group("configuration")
     cfg.add_argument("--config", metavar="FILE", help="read this flake8 config file instead of searching")
     cfg.add_argument("--isolated", action="store_true", help="read no config file")
