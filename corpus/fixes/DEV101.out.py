@@ -7,7 +7,7 @@ class Tracker(torch.nn.Module):
         empty = torch.empty(size=(0, 1, 8), dtype=torch.float32, device=frame_embeds.device)
         logits = torch.ones(n, 4, dtype=torch.float32, device=frame_embeds.device) * -1e4
         ids = torch.full(size=(n, ),
-                         fill_value=-1, dtype=frame_embeds.dtype, device=frame_embeds.device)
+                         fill_value=-1).to(frame_embeds)
         order = torch.arange(n, device=frame_embeds.device)
         a = torch.zeros(n, device=frame_embeds.device)
         b = torch.as_tensor(np.arange(n), device=frame_embeds.device)

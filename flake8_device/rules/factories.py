@@ -7,7 +7,7 @@ import ast
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from ..diagnostics import Fix, RewriteCall, Span
+from ..diagnostics import Fix, ReplaceNode, RewriteCall, Span
 from ..names import (
     DATA_FACTORIES,
     DTYPE_METHODS,
@@ -239,23 +239,102 @@ def _legacy_target(ck, factory: ast.Call, name: str):
     return None
 
 
+_FLOAT_DTYPES = frozenset({"torch.float32", "torch.float64", "torch.float16", "torch.bfloat16"})
+_SIGNED_INT_DTYPES = frozenset({"torch.int16", "torch.int32", "torch.int64"})
+
+
+def _fold(ck, factory, kind, name, dtype, known) -> Optional[bool]:
+    """Can a conversion to ``dtype`` after the factory move into the call?
+
+    None: no (values could differ or the call would fail); True: yes, same
+    values; False: yes, but values may differ (an unsafe fix).  ``known`` is
+    False when the dtype is another tensor's (``.to(t)``, ``.type_as(t)``).
+    """
+    if kind == "legacy":
+        return None
+    if name in ("zeros", "ones", "empty", "eye", "empty_strided"):
+        return True
+    if not known:
+        return False if name == "full" else None
+    if name == "full":
+        fill = kw(factory, "fill_value")
+        value = fill.value if fill is not None else (factory.args[1] if len(factory.args) > 1 else None)
+        is_int = isinstance(value, ast.Constant) and type(value.value) is int
+        if dtype in _FLOAT_DTYPES or (dtype in _SIGNED_INT_DTYPES and is_int):
+            return True
+        return None
+    if name in ("arange", "range"):
+        if dtype in _SIGNED_INT_DTYPES:
+            return True
+        return False if dtype in ("torch.float32", "torch.float64") else None
+    if name in ("linspace", "logspace"):
+        return False if dtype in _FLOAT_DTYPES else None
+    if name in DATA_FACTORIES:
+        return True if dtype in _FLOAT_DTYPES else None
+    return None
+
+
+def _literal_only_fix(ck, outer, steps, safe, notes):
+    """Keep the host allocation, fix only the hardcoded device of the move."""
+    movers = [s for s in steps if s.literal is not None]
+    if len(movers) != 1:
+        return None, "the chain converts dtypes in a way that cannot move into the factory call"
+    step = movers[0]
+    choice = ck.infer_device(outer)
+    if choice is None:
+        return None, NO_SOURCE
+    ops = []
+    if choice.add_property_to is not None:
+        op = property_op(ck, choice)
+        if op is None:
+            return None, "cannot add a device property to this class automatically"
+        if op is not False:
+            ops.append(op)
+    if isinstance(step.literal, ast.Call) and isinstance(step.literal.func, ast.Attribute) \
+            and step.literal.func.attr == "cuda":
+        recv = step.literal.func.value
+        rest = [ck.src(k) for k in step.literal.keywords if k.arg != "device"]
+        ops.append(ReplaceNode(Span.of(step.literal), f"{ck.src(recv)}.to({', '.join([choice.expr, *rest])})"))
+    else:
+        ops.append(ReplaceNode(Span.of(step.literal), choice.expr))
+    notes = [f"device {choice.expr}: {choice.reason}",
+             "the dtype conversions stay after the factory, so it still allocates on the host", *notes]
+    return Fix(tuple(ops), safe and choice.safe and step.literal_plain, "; ".join(notes)), None
+
+
 def _build_fix(ck, outer, factory, kind, name, steps):
     if has_star(factory) or kw(factory, "out") is not None:
         return None, "the factory call takes *args/**kwargs or out=; rewrite it by hand"
-    safe = True
-    notes = []
+    if name in FACTORIES_WITH_TENSOR_INPUT:
+        return None, f"torch.{name}() follows its input's device; move the input instead"
+    safe = all(s.safe for s in steps)
+    notes: List[str] = []
     func_name = None
-    keywords = []
-    # final dtype and device after the chain
-    dtype = None
+    if name in RANDOM_FACTORIES:
+        safe = False
+        notes.append("creating a random tensor on another device changes the random stream")
+    if kw(factory, "requires_grad") is not None:
+        safe = False
+        notes.append("requires_grad makes the moved tensor a non-leaf; folding makes it a leaf")
+    # the final dtype and device after the chain
+    conversions = [s for s in steps if s.dtype is not None]
     device = None
-    literal_plain = True
     for s in steps:
-        if s.dtype is not None:
-            dtype = s.dtype
         if s.device is not None:
             device = s
-        safe = safe and s.safe
+    dtype = conversions[-1].dtype if conversions else None
+    if conversions:
+        known = conversions[-1].dtype in DTYPES.values() and len(conversions) == 1
+        folded = _fold(ck, factory, kind, name, dtype, known) if len(conversions) == 1 else None
+        if len(conversions) > 1 and name in ("zeros", "ones", "empty", "eye", "empty_strided") and all(
+            c.dtype in _FLOAT_DTYPES | _SIGNED_INT_DTYPES for c in conversions
+        ):
+            folded = True  # 0 and 1 survive any chain of these conversions
+        if folded is None:
+            return _literal_only_fix(ck, outer, steps, safe, notes)
+        if folded is False:
+            safe = False
+            notes.append(f"torch.{name}() then computes in the target dtype directly")
     if kind == "legacy":
         target = _legacy_target(ck, factory, name)
         if target is None:
@@ -264,23 +343,11 @@ def _build_fix(ck, outer, factory, kind, name, steps):
         if not data_safe:
             safe = False
             notes.append("guessed whether the argument is data or a size")
-        if dtype is None:
-            dtype = LEGACY_CTORS[name]
+        dtype = LEGACY_CTORS[name]
     elif name == "from_numpy":
         func_name = f"{ck.torch_name() or 'torch'}.as_tensor"
-    if name in RANDOM_FACTORIES:
-        safe = False
-        notes.append("creating a random tensor on another device changes the random stream")
-    if name in FACTORIES_WITH_TENSOR_INPUT:
-        return None, f"torch.{name}() follows its input's device; move the input instead"
-    if kw(factory, "requires_grad") is not None:
-        safe = False
-        notes.append("requires_grad makes the moved tensor a non-leaf; folding makes it a leaf")
-    if dtype is not None and kind == "factory" and name not in FILL_FACTORIES | DATA_FACTORIES and not (
-        name in ("arange", "range") and dtype in INTEGER_DTYPES
-    ):
-        safe = False
-        notes.append(f"torch.{name}() computes in its own dtype before the conversion")
+    extra_ops = []
+    dev_expr = None
     if device is not None and device.literal is not None:
         choice = ck.infer_device(outer)
         if choice is None:
@@ -288,8 +355,8 @@ def _build_fix(ck, outer, factory, kind, name, steps):
         dev_expr = choice.expr
         safe = safe and choice.safe and device.literal_plain
         notes.insert(0, f"device {choice.expr}: {choice.reason}")
-        literal_plain = device.literal_plain
-        extra_ops = []
+        if not device.literal_plain:
+            notes.append("the literal names a specific accelerator index")
         if choice.add_property_to is not None:
             op = property_op(ck, choice)
             if op is None:
@@ -298,13 +365,8 @@ def _build_fix(ck, outer, factory, kind, name, steps):
                 extra_ops.append(op)
     elif device is not None:
         dev_expr = device.device
-        extra_ops = []
         notes.insert(0, f"device {dev_expr} from the move")
-    else:
-        dev_expr = None
-        extra_ops = []
-    if not literal_plain:
-        notes.append("the literal names a specific accelerator index")
+    keywords = []
     if dtype is not None:
         keywords.append(("dtype", dtype))
     if dev_expr is not None:
