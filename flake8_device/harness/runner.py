@@ -290,8 +290,19 @@ def _environment() -> Dict[str, Any]:
     return env
 
 
+_PKGS_ROOT: List[str] = []
+
+
+def _short_path(file: str) -> str:
+    for root in _PKGS_ROOT:
+        if os.path.abspath(file).startswith(root + os.sep):
+            return os.path.relpath(file, root)
+    return file
+
+
 def _mismatch_lines(summary, limit: int = 20) -> List[str]:
-    return [f"{m.file}:{m.line}: {m.op} [{', '.join(m.devices)}] x{m.count}: {m.message}" for m in summary[:limit]]
+    return [f"{_short_path(m.file)}:{m.line}: {m.op} [{', '.join(m.devices)}] x{m.count}: {m.message}"
+            for m in summary[:limit]]
 
 
 def run_harness(cfg: HarnessConfig) -> HarnessReport:
@@ -349,6 +360,7 @@ def run_harness(cfg: HarnessConfig) -> HarnessReport:
     t0 = time.perf_counter()
     _purge_modules([orig_name, fixed_name])
     sys.path.insert(0, pkgs_root)
+    _PKGS_ROOT[:] = [pkgs_root]
     roots = [orig_dir, fixed_dir]
     try:
         try:
