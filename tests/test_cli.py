@@ -319,3 +319,33 @@ def test_real_engine_end_to_end(tmp_path):
     again = subprocess.run(cmd + ["--check", "--unsafe-fixes", str(f)],
                            capture_output=True, text=True, env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stdout  # fixing reached a fixed point
+
+
+def _unwrap_linter(source, filename, options):
+    """Each call wrap(x) is DEV005 with a safe fix that leaves just x."""
+    import ast
+
+    from flake8_device.diagnostics import Diagnostic, Fix, ReplaceNode, Span
+
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "wrap":
+            arg = ast.get_source_segment(source, node.args[0])
+            span = Span.of(node)
+            out.append(Diagnostic("DEV005", "wrapped", span, Fix((ReplaceNode(span, arg),), True, "unwrap")))
+    return out
+
+
+def test_overlapping_fixes_settle_over_rounds(project):
+    f = write(project / "m.py", "y = wrap(wrap(wrap(x)))\n")
+    code, out, _ = run(["--isolated", "--fix", "--summary", "m.py"], linter=_unwrap_linter)
+    assert code == 0 and f.read_text() == "y = x\n"
+    assert "DEV005        3      3      0" in out  # one per round: the fixes overlap
+
+
+def test_round_limit_reported(project):
+    f = write(project / "m.py", "y = wrap(wrap(wrap(x)))\n")
+    code, out, _ = run(["--isolated", "--fix", "--max-rounds", "2", "--summary", "m.py"],
+                       linter=_unwrap_linter)
+    assert code == 1 and f.read_text() == "y = wrap(x)\n"
+    assert "fixes did not settle within 2 rounds" in out
