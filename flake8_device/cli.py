@@ -22,6 +22,8 @@ from fixers import (
     write_source,
 )
 
+from fixers.positions import LineIndex
+
 from .config import ConfigError, Settings, load_settings, normalize_pattern, split_list
 from .diagnostics import Diagnostic
 from .noqa import NoqaMap
@@ -192,10 +194,10 @@ def _format(d: Diagnostic, path: str, marker: bool) -> str:
 
 
 def _source_lines(text: str, d: Diagnostic) -> List[str]:
-    lines = text.splitlines()
-    if not 1 <= d.span.line <= len(lines):
+    index = LineIndex(text)
+    if not 1 <= d.span.line <= index.line_count:
         return []
-    line = lines[d.span.line - 1]
+    line = index.line_text(d.span.line)
     raw = line.encode("utf-8", "surrogatepass")
     prefix = raw[: d.span.col].decode("utf-8", "replace")
     caret = "".join(c if c == "\t" else " " for c in prefix) + "^"
@@ -309,7 +311,9 @@ def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     if args.extend_ignore is not None:
         settings.extend_ignore = settings.extend_ignore + split_list(args.extend_ignore)
     if args.per_file_ignores is not None:
-        from .config import parse_per_file_ignores
+        from fixers.positions import LineIndex
+
+from .config import parse_per_file_ignores
 
         settings.per_file_ignores = parse_per_file_ignores(args.per_file_ignores, os.getcwd())
     if args.exclude is not None:
