@@ -28,7 +28,7 @@ FORCE="${FORCE:-0}"
 
 D2_DIST="pb1-detectron2"
 D2_VERSION="0.6"
-STUB_TAG="flake8-device-stub-1"
+STUB_TAG="flake8-device-stub-2"
 
 # Runtime dependencies: the version caps detectron2 0.6 needs, plus exactly the
 # packages that importing detectron2.config, .structures, .layers, .modeling and
@@ -176,6 +176,24 @@ def _unavailable(name, feature):
 for _name, _feature in OPERATORS.items():
     globals()[_name] = _unavailable(_name, _feature)
 del _name, _feature
+
+
+# detectron2.layers.nms_rotated calls torch.ops.detectron2.nms_rotated, which the
+# compiled module registers with the dispatcher. Register a stand-in operator so
+# that call fails with the same clear message instead of an AttributeError.
+try:
+    import torch
+
+    _LIBRARY = torch.library.Library("detectron2", "DEF")
+    _LIBRARY.define("nms_rotated(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor")
+    _nms_rotated_op = _unavailable("nms_rotated", OPERATORS["nms_rotated"])
+
+    def _nms_rotated_impl(boxes, scores, iou_threshold):
+        return _nms_rotated_op(boxes, scores, iou_threshold)
+
+    _LIBRARY.impl("nms_rotated", _nms_rotated_impl, "CompositeExplicitAutograd")
+except Exception:  # namespace already taken: leave the dispatcher as it is
+    pass
 
 
 def get_compiler_version():
