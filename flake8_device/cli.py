@@ -311,9 +311,7 @@ def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     if args.extend_ignore is not None:
         settings.extend_ignore = settings.extend_ignore + split_list(args.extend_ignore)
     if args.per_file_ignores is not None:
-        from fixers.positions import LineIndex
-
-from .config import parse_per_file_ignores
+        from .config import parse_per_file_ignores
 
         settings.per_file_ignores = parse_per_file_ignores(args.per_file_ignores, os.getcwd())
     if args.exclude is not None:
