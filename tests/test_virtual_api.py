@@ -280,3 +280,15 @@ def test_report_records_have_fields():
     assert rec.function == "test_report_records_have_fields"
     assert rec.kind == "mixed-devices"
     assert str(rec).startswith(f"{__file__}:{line}: torch.cat: Expected all tensors")
+
+
+def test_ops_that_follow_self_do_not_check_other_devices():
+    with virtual_device("cuda") as vd:
+        x = torch.ones(3).cuda()
+        assert x.new_zeros(2).device == CUDA0
+        assert x.new_full((2,), 1.0, device="cpu").device.type == "cpu"
+        assert x.new_tensor([1.0, 2.0]).device == CUDA0
+        assert torch.ones(3).view_as(x).device.type == "cpu"  # view_as reads only the shape
+        moved = torch.ones(3, dtype=torch.int64).type_as(x)  # type_as moves to other's device
+        assert moved.device == CUDA0 and moved.dtype == torch.float32
+    assert vd.mismatches == []

@@ -463,7 +463,31 @@ class VirtualDevice:
         h[_Tensor.pin_memory] = lambda f, a, k: a[0]
         h[_Tensor.is_pinned] = lambda f, a, k: False
         h[torch.autograd.grad] = self._h_autograd_grad
+        # take only shape/values from the other tensors: the result follows self
+        for f in (_Tensor.new_tensor, _Tensor.new_zeros, _Tensor.new_ones, _Tensor.new_empty,
+                  _Tensor.new_full, _Tensor.new_empty_strided, _Tensor.view_as,
+                  _Tensor.expand_as, _Tensor.reshape_as):
+            h[f] = self._h_follow_self
+        h[_Tensor.type_as] = self._h_type_as
         return h
+
+    def _h_follow_self(self, func, args, kwargs):
+        target = self.device_of(args[0])
+        if "device" in kwargs:
+            d = self._norm(kwargs["device"])
+            if d is not None:
+                kwargs = dict(kwargs)
+                kwargs["device"] = "cpu"
+                target = d
+        out = func(*args, **kwargs)
+        if out is not args[0]:
+            self._mark_all(out, target)
+        return out
+
+    def _h_type_as(self, func, args, kwargs):
+        self_t = args[0]
+        other = args[1] if len(args) > 1 else kwargs["other"]
+        return self._place(self_t, self_t.to(other.dtype), self.device_of(other))
 
     def _h_get_device(self, func, args, kwargs):
         d = self.device_of(args[0])
