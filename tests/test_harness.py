@@ -129,3 +129,58 @@ def test_compare_and_move():
     d = {"x": torch.ones(2), "y": [torch.tensor([1, 3])]}
     assert "elements differ" in compare(flatten(a), flatten(d), rtol=1, atol=1).problems[0]
     assert "structure" in compare(flatten(a), flatten({"x": torch.ones(2)})).problems[0]
+
+
+_OWN_MODEL = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        bias = torch.ones(y.shape[1]).to("cuda")
+        return y + bias[None, :, None, None]
+'''
+
+_OWN_API = '''
+import torch
+from .model import Net
+
+
+def build(train=False):
+    torch.manual_seed(0)
+    return Net().train(train)
+
+
+def make_inputs():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(2, 3, 8, 8, generator=g)
+
+
+def objective(outputs):
+    return outputs.float().sum()
+'''
+
+
+def test_own_model_with_entry_point_options(tmp_path):
+    pkg = tmp_path / "src" / "tiny_net"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "model.py").write_text(_OWN_MODEL)
+    (pkg / "hapi.py").write_text(_OWN_API)
+    out = tmp_path / "out"
+    rc, text, _ = _run(out, "--package", str(pkg), "--builder", "hapi:build", "--inputs", "hapi:make_inputs",
+                       "--objective", "hapi:objective", "--no-figure")
+    assert rc == 0, text
+    report = json.loads((out / "report.json").read_text())
+    status = {c["id"]: c["status"] for c in report["checks"]}
+    assert [status[i] for i in (1, 2, 3, 4)] == ["PASS"] * 4
+    # no --frames function: the float leaf input is differentiated
+    assert report["checks"][1]["figures"]["train"]["frames"] == 1
+    assert report["fix"]["fixed"] == {"DEV101": 1}
+    assert (pkg / "model.py").read_text() == _OWN_MODEL  # the user's folder is never touched
