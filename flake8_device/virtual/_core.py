@@ -192,19 +192,25 @@ class _Mode(TorchFunctionMode):
     def __init__(self, vd: "VirtualDevice"):
         super().__init__()
         self.vd = vd
+        # one lookup per call: handlers, factories, and passthrough (None)
+        table: Dict[Any, Optional[Callable]] = dict.fromkeys(_PASSTHROUGH)
+        for f in _FACTORIES:
+            table[f] = vd._factory
+        table.update(vd._handlers)
+        self.table = table
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if kwargs is None:
             kwargs = {}
-        if func in _PASSTHROUGH:
+        handler = self.table.get(func, _GENERIC)
+        if handler is _GENERIC:
+            return self.vd._generic(func, args, kwargs)
+        if handler is None:  # passthrough
             return func(*args, **kwargs)
-        vd = self.vd
-        handler = vd._handlers.get(func)
-        if handler is not None:
-            return handler(func, args, kwargs)
-        if func in _FACTORIES:
-            return vd._factory(func, args, kwargs)
-        return vd._generic(func, args, kwargs)
+        return handler(func, args, kwargs)
+
+
+_GENERIC = object()
 
 
 class VirtualDevice:
@@ -376,6 +382,37 @@ class VirtualDevice:
 
     # ----------------------------------------------------------- generic
     def _generic(self, func, args, kwargs):
+        if kwargs and ("device" in kwargs or "pin_memory" in kwargs):
+            return self._generic_placing(func, args, kwargs)
+        # Fast path: scan operands once; most calls see one device.
+        token = self._token
+        first = None
+        uniform = True
+        tensors = _collect(args, kwargs)
+        for t in tensors:
+            m = getattr(t, MARK, None)
+            d = m[1] if (m is not None and m[0] is token) else _real_device(t)
+            if first is None:
+                first = d
+            elif d != first:
+                uniform = False
+                break
+        if not uniform:
+            first = self._check_mixed(func, tensors, func not in _LIST_OPS)
+        out = func(*args, **kwargs)
+        if first is not None and first.type != "cpu":
+            if isinstance(out, _TB):
+                setattr(out, MARK, (token, first))
+            else:
+                self._mark_all(out, first)
+        elif isinstance(out, _TB):
+            if getattr(out, MARK, None) is not None:
+                self._mark(out, _CPU)
+        elif isinstance(out, (list, tuple)):
+            self._mark_all(out, _CPU)
+        return out
+
+    def _generic_placing(self, func, args, kwargs):
         tensors = _collect(args, kwargs)
         target = None
         if "device" in kwargs:
@@ -397,12 +434,7 @@ class VirtualDevice:
             dev = target
             if tensors:
                 out = self._fresh(out, tensors, dev)
-        if dev.type != "cpu":
-            self._mark_all(out, dev)
-        else:
-            for o in _outputs(out):
-                if getattr(o, MARK, None) is not None:
-                    self._mark(o, dev)
+        self._mark_all(out, dev)
         return out
 
     def _fresh(self, out, inputs, dev):
