@@ -346,7 +346,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     floor_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for rnd in range(args.repeat):
         # rotate the order each round so no configuration always runs first
-        order = cfgs[rnd % len(cfgs):] + cfgs[: rnd % len(cfgs)]
+        k = rnd % max(1, len(cfgs))
+        order = cfgs[k:] + cfgs[:k]
         for cfg in order:
             cfg.runs.append(run_child(cfg.argv, REPO))
     inp = bench_in_process(files, args.repeat, memory=not args.no_memory)
