@@ -5,7 +5,6 @@ fixed copy is deliberately broken after fixing must fail, naming the check.
 """
 import io
 import json
-import os
 import pathlib
 
 import pytest

@@ -31,7 +31,9 @@ def terminal(report: HarnessReport) -> str:
             + "(" + ", ".join(f"{k} {v}" for k, v in sorted(fix.fixed.items())) + ")"
         )
         for item in fix.left_items:
-            lines.append(f"  left: {item['file']}:{item['line']}: {item['code']} {item['message']} ({item['reason']})")
+            lines.append(
+                f"  left: {item['file']}:{item['line']}: {item['code']} {item['message']} ({item['reason']})"
+            )
         for err in fix.errors:
             lines.append(f"  fixer error: {err}")
         if fix.mutation:
@@ -80,9 +82,11 @@ def write_markdown(report: HarnessReport, path: str) -> None:
         lines += ["", f"**Setup failed:** {_md_escape(report.setup_error)}"]
     fix = report.fix
     if fix is not None:
-        lines += ["", "## Fixes applied to the fixed copy", "", "| code | found | fixed | left |", "|---|---:|---:|---:|"]
+        lines += ["", "## Fixes applied to the fixed copy", ""]
+        lines += ["| code | found | fixed | left |", "|---|---:|---:|---:|"]
         for code in sorted(set(fix.found) | set(fix.fixed) | set(fix.left)):
-            lines.append(f"| {code} | {fix.found.get(code, 0)} | {fix.fixed.get(code, 0)} | {fix.left.get(code, 0)} |")
+            counts = (fix.found.get(code, 0), fix.fixed.get(code, 0), fix.left.get(code, 0))
+            lines.append(f"| {code} | {counts[0]} | {counts[1]} | {counts[2]} |")
         lines.append(f"| **total** | {fix.total('found')} | {fix.total('fixed')} | {fix.total('left')} |")
         if fix.files_changed:
             lines += ["", "Files changed: " + ", ".join(f"`{f}`" for f in fix.files_changed)]
@@ -98,7 +102,9 @@ def write_markdown(report: HarnessReport, path: str) -> None:
     if report.checks:
         lines += ["", "## Checks", "", "| # | check | result | time | figures |", "|---:|---|---|---:|---|"]
         for c in report.checks:
-            lines.append(f"| {c.id} | {_md_escape(c.name)} | **{c.status}** | {c.seconds:.1f} s | {_md_escape(c.message)} |")
+            lines.append(
+                f"| {c.id} | {_md_escape(c.name)} | **{c.status}** | {c.seconds:.1f} s | {_md_escape(c.message)} |"
+            )
         failures = [c for c in report.checks if c.status == FAIL]
         if failures:
             lines += ["", "## Failures", ""]

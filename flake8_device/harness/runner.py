@@ -45,7 +45,7 @@ class HarnessConfig:
     inputs: str = "api:make_inputs"
     objective: str = "api:scalar_objective"
     frames: Optional[str] = "api:input_frames"
-    device_type: str = "cuda"
+    device_type: str = "cuda"  # noqa: DEV004 - the accelerator to virtualise, not a placement
     mutate: Optional[str] = None
     rtol: float = RTOL
     atol: float = ATOL
@@ -142,8 +142,6 @@ class ModelAPI:
         return self.build_fn(train=train)
 
     def frames(self, inputs) -> List[Any]:
-        import torch
-
         if self.frames_fn is not None:
             return list(self.frames_fn(inputs))
         from .tensors import flatten
@@ -511,7 +509,9 @@ def _check3(check, orig, run, progress, results, cfg):
             results[f"orig_virtual_{path}"] = r
             fx = results.get(f"fixed_cpu_{path}")
             if not r.ok:
-                problems.append(f"{path}: the original failed under the virtual accelerator: {r.error_text} at {r.error_where}")
+                problems.append(
+                    f"{path}: the original failed under the virtual accelerator: {r.error_text} at {r.error_where}"
+                )
                 check.figures[path] = {"error": r.error_text, "where": r.error_where}
                 continue
             if fx is None or not fx.ok:
@@ -560,7 +560,8 @@ def _check4(check, fixed, run, progress, results, cfg):
                     fig["compared_tensors"] = c.compared
             if r.mismatches:
                 problems.append(
-                    f"{path}: {len(r.mismatches)} device mismatch(es) at {len(places)} place(s): " + "; ".join(places[:5])
+                    f"{path}: {len(r.mismatches)} device mismatch(es) at {len(places)} place(s): "
+                    + "; ".join(places[:5])
                 )
             check.figures[path] = fig
         check.figures["mismatches"] = count
