@@ -209,6 +209,7 @@ class DVISDAQToy(nn.Module):
                     frame_targets={"cand_gt_ids": cand_gt_ids, "present_ids": set(tgt["ids"])},
                 )
                 sums = self.add_track_losses(sums, track, tgt)
+            self.tracker.reset()  # drop the sequences (and the graph they hold)
         denom = float(len(batched_inputs) * num_frames)
         w = self.loss_weights
         return {
@@ -274,6 +275,7 @@ class DVISDAQToy(nn.Module):
                 entry["logits"][t] = track["logits"][row]
                 entry["masks"][t] = track["masks"][row].to(to_store)
                 entry["visible"][t] = visible
+        self.tracker.reset()
         return {"sequences": store, "num_frames": num_frames}
 
     def common_inference_with_fallback(self, frames):
