@@ -31,29 +31,74 @@ _DEVICE_PREFIX = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::|$)")
 # scopes
 
 
-@dataclass
 class ClassInfo:
-    node: ast.ClassDef
-    # Whether instances expose ``self.device`` (defined here, or by a base).
-    has_device: bool = False
-    is_module: bool = False
+    """Facts about an enclosing class, computed when a rule first asks."""
+
+    def __init__(self, node: ast.ClassDef, checker: "Checker"):
+        self.node = node
+        self._checker = checker
+        self._has_device: Optional[bool] = None
+        self._is_module: Optional[bool] = None
+
+    @property
+    def has_device(self) -> bool:
+        """Whether instances expose ``self.device`` (defined here, or by a base)."""
+        if self._has_device is None:
+            self._has_device = self._checker._class_defines_device(self.node, set())
+        return self._has_device
+
+    @property
+    def is_module(self) -> bool:
+        if self._is_module is None:
+            self._is_module = self._checker._class_is_module(self.node, set())
+        return self._is_module
 
 
-@dataclass
 class FuncInfo:
-    node: ast.AST  # FunctionDef / AsyncFunctionDef / Lambda
-    cls: Optional[ClassInfo]
-    is_method: bool = False  # first parameter is ``self``
-    # Parameter name -> annotation (or None).
-    params: Dict[str, Optional[ast.expr]] = field(default_factory=dict)
-    # Local names bound to a device: name -> line of first binding (params: def line).
-    device_names: Dict[str, int] = field(default_factory=dict)
-    # Local names bound from a torch call (certainly tensors): name -> first line.
-    tensor_names: Dict[str, int] = field(default_factory=dict)
-    # Names assigned a list/list comprehension (data for tensor constructors).
-    list_names: Set[str] = field(default_factory=set)
-    # Device-aware: has a device source or reads ``.device`` somewhere.
-    device_aware: bool = False
+    """Facts about an enclosing function; the body is scanned once, on first use."""
+
+    def __init__(self, node: ast.AST, cls: Optional[ClassInfo], checker: "Checker", is_method: bool = False,
+                 params: Optional[Dict[str, Optional[ast.expr]]] = None):
+        self.node = node
+        self.cls = cls
+        self.is_method = is_method  # first parameter is ``self``
+        self.params: Dict[str, Optional[ast.expr]] = params or {}  # name -> annotation
+        self._checker = checker
+        self._scanned = False
+        self._device_names: Dict[str, int] = {}
+        self._tensor_names: Dict[str, int] = {}
+        self._list_names: Set[str] = set()
+        self._device_aware = False
+        self._tensor_params: Optional[Set[str]] = None
+
+    def _scan(self) -> None:
+        if not self._scanned:
+            self._scanned = True
+            self._checker._scan_function(self)
+
+    @property
+    def device_names(self) -> Dict[str, int]:
+        """Local names bound to a device: name -> line of first binding (params: the def line)."""
+        self._scan()
+        return self._device_names
+
+    @property
+    def tensor_names(self) -> Dict[str, int]:
+        """Local names bound from a torch call (certainly tensors): name -> first line."""
+        self._scan()
+        return self._tensor_names
+
+    @property
+    def list_names(self) -> Set[str]:
+        """Names used as collections (data for tensor constructors)."""
+        self._scan()
+        return self._list_names
+
+    @property
+    def device_aware(self) -> bool:
+        """Has a device variable or parameter, or reads ``.device`` somewhere."""
+        self._scan()
+        return self._device_aware
 
 
 @dataclass
@@ -76,15 +121,46 @@ def _is_dtype_name(name: str) -> bool:
     return "dtype" in name.lower()
 
 
+# Fields that never hold child nodes; skipping them (and the ``ctx`` markers)
+# makes a walk about twice as fast as ``ast.iter_child_nodes``.
+_SCALAR_FIELDS = frozenset({
+    "ctx", "id", "attr", "arg", "name", "module", "level", "kind", "n", "s", "conversion",
+    "is_async", "type_comment", "simple", "tag",
+})
+_FIELDS: Dict[type, Tuple[str, ...]] = {ast.Constant: ()}
+_AST = ast.AST
+
+
+def _child_fields(cls: type) -> Tuple[str, ...]:
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = tuple(f for f in cls._fields if f not in _SCALAR_FIELDS)
+        _FIELDS[cls] = fields
+    return fields
+
+
+def children(node: ast.AST) -> List[ast.AST]:
+    """The child nodes of ``node`` in source order (no ``ctx`` markers)."""
+    out: List[ast.AST] = []
+    for f in _FIELDS.get(node.__class__) or _child_fields(node.__class__):
+        v = getattr(node, f, None)
+        if isinstance(v, list):
+            out.extend(x for x in v if isinstance(x, _AST))
+        elif isinstance(v, _AST):
+            out.append(v)
+    return out
+
+
 def _walk_shallow(node: ast.AST):
     """Yield descendants of ``node`` without entering nested functions/classes."""
-    stack = list(ast.iter_child_nodes(node))
+    stack = children(node)
+    skip = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
     while stack:
         n = stack.pop()
         yield n
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if isinstance(n, skip):
             continue
-        stack.extend(ast.iter_child_nodes(n))
+        stack.extend(children(n))
 
 
 # --------------------------------------------------------------------------
@@ -130,21 +206,36 @@ class Checker:
         self.diagnostics.append(Diagnostic(code, message, span, fix, no_fix_reason))
 
     # ---- name resolution ---------------------------------------------------
+    def _add_import(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    self.aliases[a.asname] = a.name
+                else:
+                    top = a.name.split(".")[0]
+                    self.aliases.setdefault(top, top)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                if a.name != "*":
+                    self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+
     def _prescan_module(self, tree: ast.AST) -> None:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    if a.asname:
-                        self.aliases[a.asname] = a.name
-                    else:
-                        top = a.name.split(".")[0]
-                        self.aliases.setdefault(top, top)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for a in node.names:
-                    if a.name != "*":
-                        self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        """Module-level imports and classes (also under top-level if/try/with).
+
+        Imports inside functions are added when the walk reaches them.
+        """
+        stack = list(getattr(tree, "body", []))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                self._add_import(node)
             elif isinstance(node, ast.ClassDef):
                 self.classes.setdefault(node.name, node)
+            elif isinstance(node, (ast.If, ast.Try, ast.With)) or node.__class__.__name__ == "TryStar":
+                for fld in ("body", "orelse", "finalbody"):
+                    stack.extend(getattr(node, fld, ()) or ())
+                for h in getattr(node, "handlers", ()) or ():
+                    stack.extend(h.body)
         for name, target in self.aliases.items():
             if target == "torch":
                 self.torch_alias = name
@@ -313,6 +404,7 @@ class Checker:
         self.statement = stmt
         try:
             if isinstance(stmt, ast.ClassDef):
+                self.classes.setdefault(stmt.name, stmt)
                 for d in stmt.decorator_list:
                     self._visit_expr(d)
                 for b in stmt.bases:
@@ -346,14 +438,14 @@ class Checker:
                 self._visit_block(stmt.orelse)
                 self.guard_depth -= pol < 0
             elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                if self.func_stack or self.class_stack:
+                    self._add_import(stmt)
                 self.rules.check_import(self, stmt)
             else:
                 if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
                     self.rules.check_assign(self, stmt)
-                for child in ast.iter_child_nodes(stmt):
-                    if isinstance(child, ast.stmt):
-                        continue
-                    if isinstance(child, ast.excepthandler):
+                for child in children(stmt):
+                    if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
                         continue
                     self._visit_expr(child)
                 for fld in ("body", "orelse", "finalbody"):
@@ -387,7 +479,7 @@ class Checker:
                 self.guard_depth -= pol < 0
                 continue
             elif isinstance(n, ast.Lambda):
-                info = FuncInfo(node=n, cls=self._current_class())
+                info = FuncInfo(n, self._current_class(), self)
                 self.func_stack.append(info)
                 self._visit_expr(n.body)
                 self.func_stack.pop()
@@ -395,7 +487,10 @@ class Checker:
             elif isinstance(n, ast.Attribute) and id(n) not in self.handled:
                 self.rules.check_attribute(self, n)
             # Reverse so that children are visited in source order.
-            stack.extend(reversed(list(ast.iter_child_nodes(n))))
+            kids = children(n)
+            if kids:
+                kids.reverse()
+                stack.extend(kids)
 
     # ---- scope facts -------------------------------------------------------
     def _current_class(self) -> Optional[ClassInfo]:
@@ -456,17 +551,14 @@ class Checker:
         return False
 
     def _class_info(self, cls: ast.ClassDef) -> ClassInfo:
-        return ClassInfo(
-            node=cls,
-            has_device=self._class_defines_device(cls, set()),
-            is_module=self._class_is_module(cls, set()),
-        )
+        return ClassInfo(cls, self)
 
     def _func_info(self, fn: ast.FunctionDef) -> FuncInfo:
         cls = self._current_class()
         direct_cls = cls if (self.class_stack and fn in self.class_stack[-1].node.body) else None
         a = fn.args
-        all_args = [*a.posonlyargs, *a.args, *a.kwonlyargs]
+        positional = [*a.posonlyargs, *a.args]
+        all_args = [*positional, *a.kwonlyargs]
         if a.vararg:
             all_args.append(a.vararg)
         if a.kwarg:
@@ -475,22 +567,33 @@ class Checker:
         is_static = any(
             (isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod")) for d in fn.decorator_list
         )
-        first = (a.posonlyargs + a.args)[0].arg if (a.posonlyargs + a.args) else None
+        first = positional[0].arg if positional else None
         is_method = direct_cls is not None and not is_static and first == "self"
-        info = FuncInfo(node=fn, cls=direct_cls if is_method else None, is_method=is_method, params=params)
-        for name in params:
-            if _is_device_name(name) and name not in ("device_ids",):
-                info.device_names[name] = fn.lineno
+        return FuncInfo(fn, direct_cls if is_method else None, self, is_method=is_method, params=params)
+
+    def _scan_function(self, info: FuncInfo) -> None:
+        """Fill a FuncInfo's name facts from one walk over the function body."""
+        fn = info.node
+        device_names, tensor_names, list_names = info._device_names, info._tensor_names, info._list_names
+        for name in info.params:
+            if _is_device_name(name) and name != "device_ids":
+                device_names[name] = fn.lineno
         torch = self.torch_name()
+        aware = bool(device_names)
         for n in _walk_shallow(fn):
-            if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            cls = n.__class__
+            if cls is ast.Attribute:
+                if n.attr == "device":
+                    aware = True
+            elif cls is ast.Assign or cls is ast.AnnAssign or cls is ast.AugAssign:
+                targets = n.targets if cls is ast.Assign else [n.target]
                 value = n.value
                 for t in targets:
                     if not isinstance(t, ast.Name):
                         continue
                     if _is_device_name(t.id):
-                        info.device_names.setdefault(t.id, n.lineno)
+                        device_names.setdefault(t.id, n.lineno)
+                        aware = True
                     if isinstance(value, (ast.List, ast.ListComp)) or (
                         isinstance(value, ast.Call)
                         and (
@@ -498,26 +601,18 @@ class Checker:
                             or (isinstance(value.func, ast.Attribute) and value.func.attr == "tolist")
                         )
                     ):
-                        info.list_names.add(t.id)
+                        list_names.add(t.id)
                     if isinstance(value, ast.Call) and torch is not None:
                         q = self.resolve(value.func) or ""
                         if q.startswith("torch.") and not q.startswith("torch.device"):
-                            info.tensor_names.setdefault(t.id, n.lineno)
-            elif isinstance(n, ast.Attribute) and n.attr == "device":
-                info.device_aware = True
-            elif (
-                isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Name)
-                and n.func.id == "len"
-                and len(n.args) == 1
-                and isinstance(n.args[0], ast.Name)
-            ):
-                info.list_names.add(n.args[0].id)  # a sized collection: data, not a size
-            elif isinstance(n, (ast.For, ast.comprehension)) and isinstance(n.iter, ast.Name):
-                info.list_names.add(n.iter.id)
-        if info.device_names:
-            info.device_aware = True
-        return info
+                            tensor_names.setdefault(t.id, n.lineno)
+            elif cls is ast.Call:
+                f = n.func
+                if isinstance(f, ast.Name) and f.id == "len" and len(n.args) == 1 and isinstance(n.args[0], ast.Name):
+                    list_names.add(n.args[0].id)  # a sized collection: data, not a size
+            elif (cls is ast.For or cls is ast.comprehension) and isinstance(n.iter, ast.Name):
+                list_names.add(n.iter.id)
+        info._device_aware = aware
 
     # ---- device inference ----------------------------------------------------
     def infer_device(self, at: ast.AST, exclude_roots: Set[str] = frozenset(), for_default: bool = False,
@@ -591,9 +686,8 @@ class Checker:
 
     def _tensor_used_params(self, func: FuncInfo) -> Set[str]:
         """Parameters used like tensors: ``p.shape``, ``p.device``, ``p[...]``, ``p.sigmoid()``."""
-        cached = getattr(func, "_tensor_params", None)
-        if cached is not None:
-            return cached
+        if func._tensor_params is not None:
+            return func._tensor_params
         tensor_attrs = {"shape", "device", "dtype", "size", "sigmoid", "softmax", "flatten", "view",
                         "reshape", "permute", "transpose", "unsqueeze", "squeeze", "sum", "mean", "detach",
                         "float", "bool", "long", "clone", "numel", "dim", "new_zeros", "new_ones",
@@ -607,7 +701,7 @@ class Checker:
                 and n.attr in tensor_attrs
             ):
                 found.add(n.value.id)
-        func._tensor_params = found  # type: ignore[attr-defined]
+        func._tensor_params = found
         return found
 
     def _statement_tensor(self, at: ast.AST, exclude: Set[str], func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
