@@ -37,7 +37,7 @@ def toy_linter(source: str, filename: str = "<string>", options=None):
 
     * every string literal ``"cuda"`` is DEV001 with a safe fix to ``dev``
       (or to ``options.device_expr`` when set);
-    * every call ``unsafe_call(...)`` is DEV102 with an unsafe fix to
+    * every call ``unsafe_call(...)`` is DEV103 with an unsafe fix to
       ``safe_call(...)``;
     * every name ``nofix`` is DEV003 without a fix.
     Raises SyntaxError like the engine.
@@ -54,7 +54,7 @@ def toy_linter(source: str, filename: str = "<string>", options=None):
                                   Fix((ReplaceNode(span, replacement),), True, f"use {replacement}")))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "unsafe_call":
             span = Span.of(node.func)
-            out.append(Diagnostic("DEV102", "needs an unsafe fix", span,
+            out.append(Diagnostic("DEV103", "needs an unsafe fix", span,
                                   Fix((ReplaceNode(span, "safe_call"),), False, "rename")))
         elif isinstance(node, ast.Name) and node.id == "nofix":
             out.append(Diagnostic("DEV003", "cannot be fixed", Span.of(node), None,

@@ -193,6 +193,17 @@ def _format(d: Diagnostic, path: str, marker: bool) -> str:
     return f"{path}:{d.span.line}:{d.span.col + 1}: {d.code} {mark}{d.message}"
 
 
+def _explain(d: Diagnostic, why: Optional[str], fixing: bool) -> str:
+    """The indented line under a diagnostic: the device its fix chose and why, or why there is none."""
+    if d.fix is None:
+        return f"    no fix: {d.no_fix_reason or why or 'no automatic fix'}"
+    kind = "fix" if d.fix.safe else "unsafe fix"
+    line = f"    {kind}: {d.fix.description}"
+    if fixing and why:
+        line += f" (left: {why})"
+    return line
+
+
 def _source_lines(text: str, d: Diagnostic) -> List[str]:
     index = LineIndex(text)
     if not 1 <= d.span.line <= index.line_count:
@@ -286,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--accelerators", "--device-accelerators", dest="accelerators", metavar="NAMES",
                      help="comma-separated device types treated as hardcoded accelerators")
     out = p.add_argument_group("output")
+    out.add_argument("--no-explain", action="store_true",
+                     help="do not print, under each diagnostic, which device its fix uses and why")
     out.add_argument("--show-source", action="store_true", help="show the source line of each diagnostic")
     out.add_argument("-q", "--quiet", action="store_true",
                      help="print nothing but errors, --diff output and the summary")
@@ -397,8 +410,10 @@ def main(
                 print(f"would fix {path}", file=out)
         if not args.quiet and not args.diff:
             shown = report.left
-            for d, _why in shown:
+            for d, why in shown:
                 print(_format(d, path, runner.fixable(d) and not fixing), file=out)
+                if not args.no_explain:
+                    print(_explain(d, why, fixing), file=out)
                 if args.show_source:
                     for line in _source_lines(report.text, d):
                         print(line, file=out)

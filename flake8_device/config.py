@@ -105,6 +105,9 @@ def parse_per_file_ignores(value: str, parent: str) -> List[Tuple[str, List[str]
     return result
 
 
+from .rules import DEFAULT_IGNORED  # noqa: E402
+
+
 @dataclass
 class Settings:
     """Everything that decides what the command reports and fixes."""
@@ -134,6 +137,10 @@ class Settings:
                 if path_matches(filename, [pattern]):
                     ignores.extend(codes)
         ign = max((len(p) for p in ignores if code.startswith(p)), default=-1)
+        if code in DEFAULT_IGNORED and not any(
+            code.startswith(p) for p in [*(self.select or []), *self.extend_select]
+        ):
+            return False  # off unless selected explicitly, as in the flake8 plugin
         return sel >= 0 and sel > ign
 
     def is_excluded(self, path: str) -> bool:

@@ -46,7 +46,11 @@ def test_report_format_marker_and_exit_one(project):
     lines = out.splitlines()
     # column is 1-based and counts UTF-8 bytes, like flake8
     assert lines[0] == 'm.py:1:20: DEV001 [*] hardcoded device "cuda"'
-    assert lines[1] == "m.py:2:5: DEV003 cannot be fixed"
+    assert lines[1].startswith("    fix: ")  # which device the fix uses, and why
+    assert lines[2] == "m.py:2:5: DEV003 cannot be fixed"
+    assert lines[3].startswith("    no fix: ")
+    _, quiet, _ = run(["--isolated", "--no-explain", "m.py"])
+    assert [l for l in quiet.splitlines() if l.startswith("    ")] == []
     assert "[*] 1 fixable with --fix." in out
 
 
@@ -88,7 +92,7 @@ def test_check_exit_codes(project):
 def test_unsafe_fixes_need_flag(project):
     f = write(project / "m.py", "y = unsafe_call(1)\n")
     code, out, _ = run(["--isolated", "m.py"])
-    assert "DEV102 needs an unsafe fix" in out and "[*]" not in out.splitlines()[0]
+    assert "DEV103 needs an unsafe fix" in out and "[*]" not in out.splitlines()[0]
     assert "1 more fixable with --fix --unsafe-fixes." in out
     code, _, _ = run(["--isolated", "--fix", "m.py"])
     assert code == 1 and f.read_text() == "y = unsafe_call(1)\n"
@@ -99,13 +103,13 @@ def test_unsafe_fixes_need_flag(project):
 @pytest.mark.parametrize(
     "flags, codes",
     [
-        ([], {"DEV001", "DEV003", "DEV102"}),
-        (["--select", "DEV1"], {"DEV102"}),
+        ([], {"DEV001", "DEV003", "DEV103"}),
+        (["--select", "DEV1"], {"DEV103"}),
         (["--select", "DEV0"], {"DEV001", "DEV003"}),
-        (["--ignore", "DEV00"], {"DEV102"}),
-        (["--extend-ignore", "DEV003"], {"DEV001", "DEV102"}),
-        (["--select", "DEV0", "--extend-select", "DEV102"], {"DEV001", "DEV003", "DEV102"}),
-        (["--select", "DEV", "--ignore", "DEV0", "--extend-select", "DEV001"], {"DEV001", "DEV102"}),
+        (["--ignore", "DEV00"], {"DEV103"}),
+        (["--extend-ignore", "DEV003"], {"DEV001", "DEV103"}),
+        (["--select", "DEV0", "--extend-select", "DEV103"], {"DEV001", "DEV003", "DEV103"}),
+        (["--select", "DEV", "--ignore", "DEV0", "--extend-select", "DEV001"], {"DEV001", "DEV103"}),
     ],
 )
 def test_select_and_ignore_prefixes(project, flags, codes):
@@ -204,7 +208,7 @@ def test_config_select_with_dev_codes_restricts(project):
     write(project / ".flake8", "[flake8]\nselect = E,DEV1\n")
     write(project / "a.py", 'x = t.to("cuda")\nz = unsafe_call()\n')
     _, out, _ = run(["a.py"])
-    assert "DEV102" in out and "DEV001" not in out
+    assert "DEV103" in out and "DEV001" not in out
 
 
 def test_bad_config_is_a_usage_error(project):
@@ -243,7 +247,7 @@ def test_summary(project):
     assert "DEV001        2      2      0" in summary
     assert "DEV003        1      0      1" in summary
     assert "1 left: device cannot be inferred" in summary
-    assert "DEV102        1      0      1" in summary
+    assert "DEV103        1      0      1" in summary
     assert "1 left: unsafe fix; use --unsafe-fixes" in summary
     assert "total         4      2      2" in summary
 

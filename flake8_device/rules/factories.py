@@ -253,7 +253,9 @@ def _fold(ck, factory, kind, name, dtype, known) -> Optional[bool]:
     if kind == "legacy":
         return None
     if name in ("zeros", "ones", "empty", "eye", "empty_strided"):
-        return True
+        return True  # 0 and 1 (and uninitialised memory) survive any conversion
+    if kw(factory, "dtype") is not None:
+        return None  # two conversions in a row: the first may already change the values
     if not known:
         return False if name == "full" else None
     if name == "full":

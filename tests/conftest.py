@@ -1,0 +1,16 @@
+"""Shared test configuration.
+
+Hypothesis explores new examples on every local run; under CI (``CI`` set) it is
+derandomized so that a run is reproducible, and it skips the example database.
+"""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+settings.register_profile("deep", max_examples=2000, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
+elif os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
