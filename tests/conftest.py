@@ -9,8 +9,5 @@ import os
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None)
-settings.register_profile("deep", max_examples=2000, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-elif os.environ.get("HYPOTHESIS_PROFILE"):
-    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])

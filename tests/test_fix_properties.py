@@ -10,6 +10,7 @@ mapped to the CPU.
 from __future__ import annotations
 
 import ast
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -100,7 +101,11 @@ def run(text: str, call: str):
     return eval(call, ns)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# FLAKE8_DEVICE_EXAMPLES raises the number of examples for a deeper local run.
+EXAMPLES = int(os.environ.get("FLAKE8_DEVICE_EXAMPLES", "150"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(snippet())
 def test_fixed_snippet_properties(case):
     kind, src, call = case
