@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from .diagnostics import Diagnostic, Span
@@ -615,7 +615,7 @@ class Checker:
         info._device_aware = aware
 
     # ---- device inference ----------------------------------------------------
-    def infer_device(self, at: ast.AST, exclude_roots: Set[str] = frozenset(), for_default: bool = False,
+    def infer_device(self, at: ast.AST, exclude_roots: Set[str] = frozenset(),
                      allow_add_property: bool = True) -> Optional[DeviceChoice]:
         """Choose a device expression for a fix at ``at``, by documented precedence.
 

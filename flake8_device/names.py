@@ -39,9 +39,6 @@ DTYPES = {
     "complex64": "torch.complex64", "cfloat": "torch.complex64",
     "complex128": "torch.complex128", "cdouble": "torch.complex128",
 }
-INTEGER_DTYPES = frozenset(
-    {"torch.uint8", "torch.int8", "torch.int16", "torch.int32", "torch.int64", "torch.bool"}
-)
 
 # Tensor methods that convert dtype only: x.float() == x.to(torch.float32).
 DTYPE_METHODS = {

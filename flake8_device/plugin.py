@@ -8,7 +8,7 @@ tree flake8 already parsed and yields each diagnostic.  flake8 itself handles
 from __future__ import annotations
 
 import ast
-from typing import Any, Iterator, Optional, Sequence, Tuple
+from typing import Any, Iterator, Sequence, Tuple
 
 from . import __version__
 from .engine import Checker

@@ -68,7 +68,3 @@ def kw(node: ast.Call, name: str) -> Optional[ast.keyword]:
 
 def has_star(node: ast.Call) -> bool:
     return any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in node.args)
-
-
-def quote_literal(ck, node: ast.AST) -> str:
-    return ck.src(node)

@@ -14,14 +14,12 @@ from ..names import (
     DTYPES,
     FACTORIES,
     FACTORIES_WITH_TENSOR_INPUT,
-    FILL_FACTORIES,
     INIT_METHODS,
-    INTEGER_DTYPES,
     LEGACY_CTORS,
     RANDOM_FACTORIES,
 )
 from ..engine import _is_device_name, _is_dtype_name
-from .common import has_star, kw, property_op, receiver_roots
+from .common import has_star, kw, property_op
 
 NO_SOURCE = "no device source in scope (no self.device, device variable or tensor to follow)"
 
