@@ -293,7 +293,7 @@ def torchfix_usable(python: Optional[str]) -> Tuple[Optional[str], str]:
     if not os.path.exists(python):
         return None, f"not found: {python} (pip install torchfix flake8 into a venv there)"
     probe = subprocess.run(
-        [python, "-c", "import torchfix, flake8; print(torchfix.__version__ if hasattr(torchfix, '__version__') else '?')"],
+        [python, "-c", "import torchfix, flake8"],
         capture_output=True, text=True,
     )
     if probe.returncode != 0:
@@ -339,7 +339,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f" (limit {args.limit or 'none'}; roots: {', '.join(args.paths) or ', '.join(default_roots())})")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, repeat {args.repeat} (medians)")
 
-    tf_python, tf_note = (None, "skipped") if (args.skip_flake8 or args.in_process_only) else torchfix_usable(args.torchfix_python)
+    if args.skip_flake8 or args.in_process_only:
+        tf_python, tf_note = None, "skipped"
+    else:
+        tf_python, tf_note = torchfix_usable(args.torchfix_python)
     cfgs = [] if args.in_process_only else child_configs(files, tf_python, args.skip_flake8)
     # Children run first, while this process is small: Linux starts a child's
     # ru_maxrss from the parent's high-water mark at spawn.
@@ -393,7 +396,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         plugin = (by["bare_dev"].med("cpu") - by["bare_none"].med("cpu")) / n
         print(f"  (c)  E,F,W,DEV / E,F,W                 {r1:6.3f}   (target <= 1.15: {verdict(r1 <= 1.15)})")
         print(f"  (c)  DEV / E999 (plugin not loaded)    {r2:6.3f}")
-        print(f"  (c') only DEV / no checker             {ratio(by['bare_dev'].med('cpu'), by['bare_none'].med('cpu')):>6}"
+        bare = ratio(by["bare_dev"].med("cpu"), by["bare_none"].med("cpu"))
+        print(f"  (c') only DEV / no checker             {bare:>6}"
               f"   plugin cost {plugin * 1e3:.2f} ms/file")
         results["(c) with/without"] = (r1, r1 <= 1.15)
         if "bare_tor" in by:

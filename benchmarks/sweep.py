@@ -192,7 +192,8 @@ def report(res: SweepResult, out=sys.stdout) -> None:
         p(f"  {code:<8}{n:6d}")
     p(f"  {'total':<8}{sum(res.found.values()):6d}")
     if res.summary:
-        p("flake8-device --fix --unsafe-fixes " + res.summary.rstrip().replace("\n", "\n  ").replace("Summary:", "summary:", 1))
+        summary = res.summary.rstrip().replace("\n", "\n  ").replace("Summary:", "summary:", 1)
+        p("flake8-device --fix --unsafe-fixes " + summary)
     p(f"files fixed {len(res.fixed_files)}")
     rows = [
         ("crashes", res.crashes),

@@ -21,13 +21,24 @@ import sweep as sweep_mod  # noqa: E402
 from bench_lint import package_dir, python_files, spread  # noqa: E402
 
 SAMPLE_PER_PACKAGE = 20
+# Files the fixes change (torchvision 0.29, detectron2 0.6), added to the sample
+# so that it exercises fixing real code, not only linting it.
+WITH_FIXES = {
+    "torchvision": ["datasets/mnist.py", "datasets/samplers/clip_sampler.py"],
+    "detectron2": ["export/c10.py", "layers/deform_conv.py", "modeling/test_time_augmentation.py", "utils/comm.py"],
+}
 
 
 def _package_sample(name: str):
     if importlib.util.find_spec(name) is None:
         return None, []
     root = package_dir(name)
-    return root, spread(python_files([root]), SAMPLE_PER_PACKAGE)
+    files = spread(python_files([root]), SAMPLE_PER_PACKAGE)
+    for rel in WITH_FIXES.get(name, []):
+        path = os.path.join(root, rel)
+        if os.path.isfile(path) and path not in files:
+            files.append(path)
+    return root, files
 
 
 def _check(res: sweep_mod.SweepResult) -> None:
