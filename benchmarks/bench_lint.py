@@ -399,7 +399,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         bare = ratio(by["bare_dev"].med("cpu"), by["bare_none"].med("cpu"))
         print(f"  (c') only DEV / no checker             {bare:>6}"
               f"   plugin cost {plugin * 1e3:.2f} ms/file")
+        # The with/without pair differs by less than run-to-run noise on a busy
+        # machine; the plugin's own cost (c') over flake8's E,F,W time is steadier.
+        derived = 1 + plugin * n / by["efw"].med("cpu")
+        print(f"  (c)  1 + plugin cost / E,F,W time      {derived:6.3f}   (same target: {verdict(derived <= 1.15)})")
         results["(c) with/without"] = (r1, r1 <= 1.15)
+        results["(c) derived"] = (derived, derived <= 1.15)
         if "bare_tor" in by:
             tor = (by["bare_tor"].med("cpu") - by["bare_none_tf"].med("cpu")) / n
             speed = tor / plugin if plugin > 0 else float("inf")
