@@ -168,8 +168,11 @@ def _walk_shallow(node: ast.AST):
 
 
 class Checker:
-    def __init__(self, tree: ast.AST, lines: Sequence[str], options: Options, filename: str = "<string>"):
+    def __init__(self, tree: ast.AST, lines: Sequence[str], options: Options, filename: str = "<string>",
+                 fixes: bool = True):
         self.tree = tree
+        # False: report only (the flake8 plugin), skipping device inference and fix building.
+        self.fixes = fixes
         self.lines = lines
         self.options = options
         self.filename = filename
@@ -190,6 +193,9 @@ class Checker:
         from . import rules  # late import: rules import this module
 
         self.rules = rules
+        # Callee names (the last part of ``a.b.name(...)``) that a rule may care about,
+        # including local aliases such as ``from torch import zeros as Z``.
+        self.call_names: Set[str] = set(rules.CALL_NAMES)
 
     # ---- entry -----------------------------------------------------------
     def run(self) -> List[Diagnostic]:
@@ -201,11 +207,17 @@ class Checker:
 
     def report(self, code: str, node_or_span, message: str, fix=None, no_fix_reason=None):
         span = node_or_span if isinstance(node_or_span, Span) else Span.of(node_or_span)
-        if fix is None and no_fix_reason is None:
+        if not self.fixes:
+            fix = no_fix_reason = None
+        elif fix is None and no_fix_reason is None:
             no_fix_reason = "no automatic fix for this pattern"
         self.diagnostics.append(Diagnostic(code, message, span, fix, no_fix_reason))
 
     # ---- name resolution ---------------------------------------------------
+    def _note_alias(self, name: str, target: str) -> None:
+        if target.rsplit(".", 1)[-1] in self.rules.CALL_NAMES:
+            self.call_names.add(name)
+
     def _add_import(self, node: ast.AST) -> None:
         if isinstance(node, ast.Import):
             for a in node.names:
@@ -218,6 +230,7 @@ class Checker:
             for a in node.names:
                 if a.name != "*":
                     self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                    self._note_alias(a.asname or a.name, f"{node.module}.{a.name}")
 
     def _prescan_module(self, tree: ast.AST) -> None:
         """Module-level imports and classes (also under top-level if/try/with).
@@ -236,6 +249,8 @@ class Checker:
                     stack.extend(getattr(node, fld, ()) or ())
                 for h in getattr(node, "handlers", ()) or ():
                     stack.extend(h.body)
+        for name, target in self.aliases.items():
+            self._note_alias(name, target)
         for name, target in self.aliases.items():
             if target == "torch":
                 self.torch_alias = name
@@ -624,6 +639,8 @@ class Checker:
         parameter in scope; 5. a tensor parameter of the enclosing function;
         6. (unsafe) a ``device`` property added to the enclosing ``nn.Module``.
         """
+        if not self.fixes:
+            return None
         if self.options.device_expr:
             return DeviceChoice(self.options.device_expr, "configured by --device-expr", True)
         line = getattr(at, "lineno", 0)
@@ -806,10 +823,14 @@ class Checker:
 
 
 def check_source(source: str, filename: str = "<string>", options: Optional[Options] = None,
-                 tree: Optional[ast.AST] = None, lines: Optional[Sequence[str]] = None) -> List[Diagnostic]:
-    """Run every DEV rule on ``source``; raises ``SyntaxError`` if it does not parse."""
+                 tree: Optional[ast.AST] = None, lines: Optional[Sequence[str]] = None,
+                 fixes: bool = True) -> List[Diagnostic]:
+    """Run every DEV rule on ``source``; raises ``SyntaxError`` if it does not parse.
+
+    With ``fixes=False`` diagnostics carry no fix (cheaper: nothing is inferred).
+    """
     if tree is None:
         tree = ast.parse(source, filename=filename)
     if lines is None:
         lines = source.splitlines(keepends=True)
-    return Checker(tree, lines, options or Options(), filename).run()
+    return Checker(tree, lines, options or Options(), filename, fixes=fixes).run()

@@ -55,5 +55,5 @@ class Plugin:
         )
 
     def run(self) -> Iterator[Tuple[int, int, str, type]]:
-        for d in Checker(self.tree, self.lines, self.options, self.filename).run():
+        for d in Checker(self.tree, self.lines, self.options, self.filename, fixes=False).run():
             yield d.span.line, d.span.col, f"{d.code} {d.message}", type(self)

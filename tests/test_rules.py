@@ -158,3 +158,22 @@ def test_aliased_imports():
         "a = zeros(3).to('cuda')\nb = T.ones(2).cuda()\nc = D('cuda')\n"
     )
     assert [d.code for d in check_source(src)] == ["DEV101", "DEV101", "DEV003"]
+
+
+@pytest.mark.parametrize("path", [*sorted(RULES.glob("DEV*.py")), SEED], ids=lambda p: p.stem)
+def test_report_only_mode_finds_the_same(path):
+    """The flake8 plugin skips fix building; it must report exactly what the fixer sees."""
+    src = path.read_text()
+    full = [(d.code, d.span, d.message) for d in check_source(src)]
+    lean = check_source(src, fixes=False)
+    assert [(d.code, d.span, d.message) for d in lean] == full
+    assert all(d.fix is None for d in lean)
+
+
+def test_renamed_imports_are_followed():
+    src = (
+        "from torch import zeros as Z, IntTensor as IT\nfrom torch.cuda.amp import autocast as ac\n"
+        "def f(x):\n    a = Z(3).to('cuda')\n    b = IT([1]).cuda()\n    with ac():\n        pass\n"
+        "    import torch as tt\n    return tt.arange(2).to('cuda')\n"
+    )
+    assert [d.code for d in check_source(src)] == ["DEV005", "DEV101", "DEV103", "DEV005", "DEV101"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 
+from ..names import DTYPE_METHODS, FACTORIES, LEGACY_CTORS
 from . import amp, constructors, defaults, factories, placement
 
 CODES = {
@@ -39,6 +40,13 @@ DEFAULT_IGNORED = ("DEV102",)
 
 _HOST_SINKS = frozenset({"int", "float", "bool", "len"})
 _HOST_METHODS = frozenset({"item", "tolist", "numpy"})
+
+# The last part of every callee a rule looks at; a call to anything else is only
+# checked for device keyword arguments.
+CALL_NAMES = frozenset({
+    "to", "cuda", "type", "type_as", "load", "device", "autocast", "GradScaler", "custom_fwd", "custom_bwd",
+    *FACTORIES, *LEGACY_CTORS, *DTYPE_METHODS, *_HOST_SINKS, *_HOST_METHODS,
+})
 
 
 def _mark_host_consumed(ck, node: ast.Call) -> None:
@@ -61,6 +69,12 @@ def _mark_host_consumed(ck, node: ast.Call) -> None:
 
 def check_call(ck, node: ast.Call) -> None:
     func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if name not in ck.call_names:
+        if node.keywords:
+            constructors.check_device_keyword(ck, node)
+            defaults.check_call_keywords(ck, node)
+        return
     _mark_host_consumed(ck, node)
     if isinstance(func, ast.Attribute):
         attr = func.attr

@@ -303,6 +303,8 @@ def _literal_only_fix(ck, outer, steps, safe, notes):
 
 
 def _build_fix(ck, outer, factory, kind, name, steps):
+    if not ck.fixes:
+        return None, None
     if has_star(factory) or kw(factory, "out") is not None:
         return None, "the factory call takes *args/**kwargs or out=; rewrite it by hand"
     if name in FACTORIES_WITH_TENSOR_INPUT:
