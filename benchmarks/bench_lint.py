@@ -14,7 +14,9 @@ files spread evenly over the sorted list, so every package is represented.
 Measured in one run, repetitions interleaved (medians reported):
 
 (a)  ``ast.parse`` of every file, in process: the floor.
-(b)  the DEV engine (``Checker(tree, lines, options).run()``) on those trees.
+(b)  the DEV engine on those trees as the flake8 plugin runs it
+     (``Checker(tree, lines, options, fixes=False).run()``: report only);
+(b+) the same with fixes built (what ``flake8-device --fix``/``--diff`` runs).
 (b0) one bare ``ast.walk`` over the same trees: what any Python visitor pays.
 (c)  flake8 end to end, single process (-j1), with and without the plugin
      loaded: ``--select E,F,W,DEV`` vs ``--select E,F,W``, and
@@ -132,6 +134,7 @@ class InProcess:
     parse: List[float] = field(default_factory=list)
     engine: List[float] = field(default_factory=list)
     walk: List[float] = field(default_factory=list)
+    fixes: List[float] = field(default_factory=list)
     unparsable: List[str] = field(default_factory=list)
     crashes: List[Tuple[str, str]] = field(default_factory=list)
     diagnostics: int = 0
@@ -160,7 +163,7 @@ def bench_in_process(files: Sequence[str], repeat: int, memory: bool = True) -> 
         sources.append((path, data, _decode(data).splitlines(keepends=True)))
 
     for rnd in range(repeat):
-        t_parse = t_engine = t_walk = 0.0
+        t_parse = t_engine = t_walk = t_fixes = 0.0
         for path, data, lines in sources:
             t0 = time.perf_counter()
             try:
@@ -171,23 +174,31 @@ def bench_in_process(files: Sequence[str], repeat: int, memory: bool = True) -> 
                 continue
             t1 = time.perf_counter()
             try:
-                diags = Checker(tree, lines, options, path).run()
+                Checker(tree, lines, options, path, fixes=False).run()
             except Exception as exc:  # recorded, never fatal
-                diags = []
                 if rnd == 0:
                     res.crashes.append((path, f"{type(exc).__name__}: {exc}"))
             t2 = time.perf_counter()
             for _node in ast.walk(tree):
                 pass
             t3 = time.perf_counter()
+            try:
+                diags = Checker(tree, lines, options, path).run()
+            except Exception as exc:
+                diags = []
+                if rnd == 0:
+                    res.crashes.append((path, f"{type(exc).__name__} (with fixes): {exc}"))
+            t4 = time.perf_counter()
             t_parse += t1 - t0
             t_engine += t2 - t1
             t_walk += t3 - t2
+            t_fixes += t4 - t3
             if rnd == 0:
                 res.diagnostics += len(diags)
         res.parse.append(t_parse)
         res.engine.append(t_engine)
         res.walk.append(t_walk)
+        res.fixes.append(t_fixes)
 
     if memory:
         # Untimed pass: peak bytes allocated by the parse, and by the engine on
@@ -358,11 +369,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 continue
             cfg.runs.append(run_child(cfg.argv, REPO))
     inp = bench_in_process(files, args.repeat, memory=not args.no_memory)
-    a, b, w = (statistics.median(x) for x in (inp.parse, inp.engine, inp.walk))
+    a, b, w, bf = (statistics.median(x) for x in (inp.parse, inp.engine, inp.walk, inp.fixes))
     print()
     print("in process (seconds, median of rounds)")
     print(f"  (a)  ast.parse            {a:8.3f}   {total_lines / a:10.0f} lines/s")
     print(f"  (b)  DEV engine           {b:8.3f}   {total_lines / b:10.0f} lines/s   (b)/(a) = {ratio(b, a)}")
+    print(f"  (b+) engine, fixes built  {bf:8.3f}   {total_lines / bf:10.0f} lines/s   (b+)/(a) = {ratio(bf, a)}")
     print(f"  (b0) one ast.walk         {w:8.3f}                      (b0)/(a) = {ratio(w, a)}")
     print(f"  diagnostics {inp.diagnostics}, unparsable {len(inp.unparsable)}, engine crashes {len(inp.crashes)}")
     for path, why in inp.crashes:
