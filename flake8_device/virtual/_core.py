@@ -412,8 +412,8 @@ class VirtualDevice:
             self._mark_all(out, _CPU)
         return out
 
-    def _generic_placing(self, func, args, kwargs):
-        tensors = _collect(args, kwargs)
+    def _strip_placement(self, kwargs):
+        """(virtual target device or None, kwargs that compute on the CPU)."""
         target = None
         if "device" in kwargs:
             target = self._norm(kwargs["device"])
@@ -423,6 +423,11 @@ class VirtualDevice:
         if kwargs.get("pin_memory"):
             kwargs = dict(kwargs)
             kwargs["pin_memory"] = False
+        return target, kwargs
+
+    def _generic_placing(self, func, args, kwargs):
+        tensors = _collect(args, kwargs)
+        target, kwargs = self._strip_placement(kwargs)
         if len(tensors) > 1:
             dev = self._check_mixed(func, tensors, func not in _LIST_OPS)
         elif tensors:
@@ -446,15 +451,7 @@ class VirtualDevice:
         return out
 
     def _factory(self, func, args, kwargs):
-        target = None
-        if "device" in kwargs:
-            target = self._norm(kwargs["device"])
-            if target is not None:
-                kwargs = dict(kwargs)
-                kwargs["device"] = "cpu"
-        if kwargs.get("pin_memory"):
-            kwargs = dict(kwargs)
-            kwargs["pin_memory"] = False
+        target, kwargs = self._strip_placement(kwargs)
         out = func(*args, **kwargs)
         if target is None:
             # torch.tensor(t) / torch.asarray(t) keep the device of a tensor argument
