@@ -10,7 +10,6 @@ changed since it was linted) is never guessed at: the diagnostic is skipped.
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Tuple
@@ -27,6 +26,7 @@ from flake8_device.diagnostics import (
 )
 
 from .positions import LineIndex
+from .syntax import parses
 
 BOM = "\ufeff"
 _ANY_NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -405,14 +405,6 @@ class _Planner:
         return result
 
 
-def _parses(text: str, filename: str) -> bool:
-    try:
-        compile(text, filename, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError):
-        return False
-    return True
-
-
 def _compiles(text: str, filename: str) -> bool:
     try:
         compile(text, filename, "exec", dont_inherit=True)
@@ -493,7 +485,7 @@ def apply_fixes(
         return result
     assert planner is not None
     strict = _compiles(text, filename)
-    ok = _compiles if strict else _parses
+    ok = _compiles if strict else parses
 
     new_text = _commit(planner, [e for _, es in wanted for e in es])
     if not ok(new_text, filename):

@@ -10,7 +10,6 @@ directory, then ``os.replace``) keeping its permission bits.
 
 from __future__ import annotations
 
-import ast
 import codecs
 import io
 import os
@@ -18,6 +17,8 @@ import stat
 import tempfile
 import tokenize
 from dataclasses import dataclass
+
+from .syntax import parses
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 
@@ -84,14 +85,6 @@ def decode_source(path: str, raw: bytes) -> SourceFile:
     return SourceFile(path=path, raw=raw, encoding=encoding, text=text)
 
 
-def _parses(text: str, path: str) -> bool:
-    try:
-        compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError):
-        return False
-    return True
-
-
 def write_source(source: SourceFile, new_text: str) -> None:
     """Replace the file of ``source`` with ``new_text`` (BOM-less text).
 
@@ -101,7 +94,7 @@ def write_source(source: SourceFile, new_text: str) -> None:
     """
     if new_text.startswith("\ufeff"):
         new_text = new_text[1:]
-    if not _parses(new_text, source.path):
+    if not parses(new_text, source.path):
         raise SourceError("refusing to write: the fixed text does not parse")
     try:
         data = source.encode(new_text)

@@ -347,19 +347,22 @@ class VirtualDevice:
         return "\n".join([head] + [str(r) for r in rows])
 
     # ----------------------------------------------------------- checks
-    def _check_mixed(self, func: Any, tensors: List[Any], allow_cpu_scalars: bool) -> torch.device:
-        """Check that operands share a device; return the device of the result."""
+    def _common_device(self, tensors: List[Any]):
+        """(device of the first operand or None, whether every operand is on it): the fast path."""
         token = self._token
         first = None
-        uniform = True
         for t in tensors:
             m = getattr(t, MARK, None)
             d = m[1] if (m is not None and m[0] is token) else _real_device(t)
             if first is None:
                 first = d
             elif d != first:
-                uniform = False
-                break
+                return first, False
+        return first, True
+
+    def _check_mixed(self, func: Any, tensors: List[Any], allow_cpu_scalars: bool) -> torch.device:
+        """Check that operands share a device; return the device of the result."""
+        first, uniform = self._common_device(tensors)
         if uniform:
             return first if first is not None else _CPU
         seen: List[torch.device] = []
@@ -386,17 +389,8 @@ class VirtualDevice:
             return self._generic_placing(func, args, kwargs)
         # Fast path: scan operands once; most calls see one device.
         token = self._token
-        first = None
-        uniform = True
         tensors = _collect(args, kwargs)
-        for t in tensors:
-            m = getattr(t, MARK, None)
-            d = m[1] if (m is not None and m[0] is token) else _real_device(t)
-            if first is None:
-                first = d
-            elif d != first:
-                uniform = False
-                break
+        first, uniform = self._common_device(tensors)
         if not uniform:
             first = self._check_mixed(func, tensors, func not in _LIST_OPS)
         out = func(*args, **kwargs)
