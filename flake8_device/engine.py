@@ -794,41 +794,54 @@ class Checker:
             return None
         return f"{self.src(node)} if {tmpl.format(torch=torch)} else \"cpu\""
 
-    def property_insertion(self, cls: ClassInfo):
-        """The op that adds a ``device`` property to ``cls`` (once per class per run)."""
-        from .diagnostics import InsertBefore
+    def body_insertion_point(self, owner: ast.AST):
+        """Where new statements go at the top of a class or function body.
 
-        body = cls.node.body
+        Returns ``(span, indent, newline)``: the first statement after a docstring
+        (with its decorators), its indentation and the file's newline; None when
+        the body has nothing but a docstring, or starts on the header's line.
+        """
+        body = owner.body
         first = body[0]
-        if (
-            isinstance(first, ast.Expr)
-            and isinstance(first.value, ast.Constant)
-            and isinstance(first.value.value, str)
-            and len(body) > 1
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(
+            first.value.value, str
         ):
+            if len(body) == 1:
+                return None
             first = body[1]
-        line = self.lines[first.lineno - 1] if first.lineno - 1 < len(self.lines) else ""
+        if first.lineno <= owner.lineno or first.lineno - 1 >= len(self.lines):
+            return None
+        line = self.lines[first.lineno - 1]
         indent = line[: len(line) - len(line.lstrip())]
         if first.col_offset != len(indent.encode("utf-8")):
             return None
-        nl = "\r\n" if line.endswith("\r\n") else "\n"
-        torch = self.torch_name()
+        newline = "\r\n" if line.endswith("\r\n") else "\n"
+        decorators = getattr(first, "decorator_list", None)
+        if decorators:
+            span = Span(decorators[0].lineno, first.col_offset, first.end_lineno, first.end_col_offset)
+        else:
+            span = Span.of(first)
+        return span, indent, newline
+
+    def property_insertion(self, cls: ClassInfo):
+        """The op that adds a ``device`` property to ``cls``, or None if it cannot be placed."""
+        from .diagnostics import InsertBefore
+
+        point = self.body_insertion_point(cls.node)
+        if point is None:
+            return None
+        span, indent, nl = point
         text = nl.join([
             f"{indent}@property",
             f"{indent}def device(self):",
             f'{indent}    """The device of the first parameter or buffer (the CPU if there is none)."""',
             f"{indent}    for tensor in (*self.parameters(), *self.buffers()):",
             f"{indent}        return tensor.device",
-            f'{indent}    return {torch}.device("cpu")',
+            f'{indent}    return {self.torch_name()}.device("cpu")',
             "",
             "",
         ])
-        if first.decorator_list if hasattr(first, "decorator_list") else False:
-            anchor = first.decorator_list[0]
-            stmt_span = Span(anchor.lineno, first.col_offset, first.end_lineno, first.end_col_offset)
-        else:
-            stmt_span = Span.of(first)
-        return InsertBefore(stmt_span, text)
+        return InsertBefore(span, text)
 
 
 def check_source(source: str, filename: str = "<string>", options: Optional[Options] = None,

@@ -70,3 +70,18 @@ def test_seed_fix_picks_the_human_device():
     assert ".to(embeds.device)" in fixed
     assert "device=frame_embeds.device)" in fixed
     assert "fill_value=-1, device=ms_outputs.device)" in fixed
+
+
+def test_default_fix_keeps_a_docstring_only_body_valid(tmp_path):
+    src = (
+        "import torch\n\n\nclass M(torch.nn.Module):\n    @property\n    def device(self):\n"
+        "        return self.w.device\n\n    def f(self, to_store='cuda'):\n        \"\"\"Only a docstring.\"\"\"\n"
+    )
+    work = tmp_path / "m.py"
+    work.write_text(src)
+    _fix(work)
+    text = work.read_text()
+    ast.parse(text)
+    # no statement can go after the docstring here: the availability fallback is used instead
+    assert "to_store='cuda' if torch.cuda.is_available() else \"cpu\"" in text
+    assert ast.get_docstring(ast.parse(text).body[1].body[1]) == "Only a docstring."

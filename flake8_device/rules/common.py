@@ -39,13 +39,27 @@ def device_fix(ck, node: ast.AST, literal: ast.AST, plain: bool, exclude: Set[st
     desc = f"use {choice.expr}: {choice.reason}"
     if not plain:
         desc += "; the literal names a specific accelerator index, so following another device is unsafe"
-    if choice.add_property_to is not None:
-        op = property_op(ck, choice)
-        if op is None:
-            return None, "cannot add a device property to this class automatically"
-        if op is not False:
-            ops.insert(0, op)
+    ops = with_property(ck, choice, ops)
+    if ops is None:
+        return None, NO_PROPERTY
     return Fix(tuple(ops), safe, desc), None
+
+
+NO_PROPERTY = "cannot add a device property to this class automatically"
+
+
+def with_property(ck, choice, ops):
+    """``ops`` preceded by the op that adds the device property ``choice`` relies on.
+
+    None when that property cannot be added; ``ops`` unchanged when the choice
+    needs no property or another diagnostic of this run already adds it.
+    """
+    if choice.add_property_to is None:
+        return list(ops)
+    op = property_op(ck, choice)
+    if op is None:
+        return None
+    return ([op] if op is not False else []) + list(ops)
 
 
 def property_op(ck, choice):

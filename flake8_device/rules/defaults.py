@@ -70,22 +70,11 @@ def _default_fix(ck, fn, name, default, dev_type, plain):
     args = [*fn.args.posonlyargs, *fn.args.args]
     is_method = direct and args and args[0].arg == "self" and not any(
         isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod") for d in fn.decorator_list)
-    if is_method and cls.has_device and fn.name not in ("__init__", "device") and fn.body:
-        first = fn.body[0]
-        if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str) and len(fn.body) > 1):
-            first = fn.body[1]
-        line = ck.lines[first.lineno - 1] if first.lineno - 1 < len(ck.lines) else ""
-        indent = line[: len(line) - len(line.lstrip())]
-        if first.col_offset == len(indent.encode("utf-8")) and first.lineno > fn.lineno:
-            nl = "\r\n" if line.endswith("\r\n") else "\n"
+    if is_method and cls.has_device and fn.name not in ("__init__", "device"):
+        point = ck.body_insertion_point(fn)
+        if point is not None:
+            span, indent, nl = point
             text = f"{indent}if {name} is None:{nl}{indent}    {name} = self.device{nl}"
-            anchor = first
-            if getattr(first, "decorator_list", None):
-                d = first.decorator_list[0]
-                span = Span(d.lineno, first.col_offset, first.end_lineno, first.end_col_offset)
-            else:
-                span = Span.of(anchor)
             ops = (ReplaceNode(Span.of(default), "None"), InsertBefore(span, text))
             return Fix(ops, plain, f"default None, then self.device: the enclosing class "
                                    f"{cls.node.name} defines `device`"), None

@@ -19,7 +19,7 @@ from ..names import (
     RANDOM_FACTORIES,
 )
 from ..engine import _is_device_name, _is_dtype_name
-from .common import has_star, kw, property_op
+from .common import NO_PROPERTY, has_star, kw, with_property
 
 NO_SOURCE = "no device source in scope (no self.device, device variable or tensor to follow)"
 
@@ -283,13 +283,9 @@ def _literal_only_fix(ck, outer, steps, safe, notes):
     choice = ck.infer_device(outer)
     if choice is None:
         return None, NO_SOURCE
-    ops = []
-    if choice.add_property_to is not None:
-        op = property_op(ck, choice)
-        if op is None:
-            return None, "cannot add a device property to this class automatically"
-        if op is not False:
-            ops.append(op)
+    ops = with_property(ck, choice, [])
+    if ops is None:
+        return None, NO_PROPERTY
     if isinstance(step.literal, ast.Call) and isinstance(step.literal.func, ast.Attribute) \
             and step.literal.func.attr == "cuda":
         recv = step.literal.func.value
@@ -359,12 +355,9 @@ def _build_fix(ck, outer, factory, kind, name, steps):
         notes.insert(0, f"device {choice.expr}: {choice.reason}")
         if not device.literal_plain:
             notes.append("the literal names a specific accelerator index")
-        if choice.add_property_to is not None:
-            op = property_op(ck, choice)
-            if op is None:
-                return None, "cannot add a device property to this class automatically"
-            if op is not False:
-                extra_ops.append(op)
+        extra_ops = with_property(ck, choice, [])
+        if extra_ops is None:
+            return None, NO_PROPERTY
     elif device is not None:
         dev_expr = device.device
         notes.insert(0, f"device {dev_expr} from the move")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 from ..diagnostics import Fix, ReplaceNode, Span
-from .common import device_fix, property_op, receiver_roots
+from .common import NO_PROPERTY, device_fix, receiver_roots, with_property
 
 
 def check_to(ck, node: ast.Call) -> None:
@@ -49,16 +49,11 @@ def check_cuda(ck, node: ast.Call) -> None:
         args = ", ".join([choice.expr, *rest])
         ops = [ReplaceNode(Span.of(node), f"{ck.src(recv)}.to({args})")]
         desc = f"use .to({choice.expr}): {choice.reason}"
-        if choice.add_property_to is not None:
-            op = property_op(ck, choice)
-            if op is None:
-                fix, why = None, "cannot add a device property to this class automatically"
-                ck.report("DEV002", node, _msg(ck, index), fix, why)
-                return
-            if op is not False:
-                ops.insert(0, op)
-        fix = Fix(tuple(ops), choice.safe and index is None, desc)
-        why = None
+        ops = with_property(ck, choice, ops)
+        if ops is None:
+            fix, why = None, NO_PROPERTY
+        else:
+            fix, why = Fix(tuple(ops), choice.safe and index is None, desc), None
     ck.report("DEV002", node, _msg(ck, index), fix, why)
 
 
