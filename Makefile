@@ -15,5 +15,7 @@ harness: bootstrap
 test: bootstrap
 	$(PY) -m pytest -q
 
+# The project's own code passes its own rules; corpus/ is hardcoded on purpose
+# (`$(VENV)/bin/flake8 --select DEV corpus/` shows every rule at work).
 lint:
-	$(VENV)/bin/flake8 --select DEV corpus/
+	$(VENV)/bin/flake8 --select DEV flake8_device fixers

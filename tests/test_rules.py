@@ -177,3 +177,14 @@ def test_renamed_imports_are_followed():
         "    import torch as tt\n    return tt.arange(2).to('cuda')\n"
     )
     assert [d.code for d in check_source(src)] == ["DEV005", "DEV101", "DEV103", "DEV005", "DEV101"]
+
+
+def test_flake8_device_accelerators_option(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("import torch\n\ndef f(x):\n    return x.to('cpu'), x.to('cuda')\n")
+    default = _flake8("--isolated", "--select", "DEV", str(f), cwd=tmp_path)
+    assert default.stdout.count("DEV001") == 1
+    with_cpu = _flake8("--isolated", "--select", "DEV", "--device-accelerators=cuda,cpu", str(f), cwd=tmp_path)
+    assert with_cpu.stdout.count("DEV001") == 2 and "'cpu'" in with_cpu.stdout
+    only_mps = _flake8("--isolated", "--select", "DEV", "--device-accelerators=mps", str(f), cwd=tmp_path)
+    assert "DEV001" not in only_mps.stdout

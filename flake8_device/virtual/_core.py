@@ -220,7 +220,7 @@ class VirtualDevice:
     :class:`Mismatch`), ``summary()`` and ``format_summary()``.
     """
 
-    def __init__(self, device: str = "cuda", mode: str = "strict", *,
+    def __init__(self, device: str = "cuda", mode: str = "strict", *,  # noqa: DEV004 (the simulated accelerator)
                  report_available: bool = True, max_records: int = 100_000):
         dev = torch.device(device)
         if dev.type == "cpu":
@@ -772,7 +772,7 @@ def _typed_class(vd: VirtualDevice, name: str, dtype: torch.dtype) -> type:
 # Public helpers
 # --------------------------------------------------------------------------
 
-def virtual_device(device: str = "cuda", mode: str = "strict", *,
+def virtual_device(device: str = "cuda", mode: str = "strict", *,  # noqa: DEV004 (the simulated accelerator)
                    report_available: bool = True, max_records: int = 100_000) -> VirtualDevice:
     """A context manager that runs code written for ``device`` on the CPU.
 
