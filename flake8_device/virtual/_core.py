@@ -125,22 +125,13 @@ def _is_tensor(x: Any) -> bool:
 
 def _collect(args: Sequence[Any], kwargs: Dict[str, Any]) -> List[Any]:
     """Tensors among the arguments, one level into lists and tuples."""
-    found = []
-    for a in args:
-        if isinstance(a, _TB):
-            found.append(a)
-        elif type(a) in (list, tuple):
-            for b in a:
-                if isinstance(b, _TB):
-                    found.append(b)
-    if kwargs:
-        for a in kwargs.values():
+    found: List[Any] = []
+    for values in (args, kwargs.values() if kwargs else ()):
+        for a in values:
             if isinstance(a, _TB):
                 found.append(a)
             elif type(a) in (list, tuple):
-                for b in a:
-                    if isinstance(b, _TB):
-                        found.append(b)
+                found.extend(b for b in a if isinstance(b, _TB))
     return found
 
 
