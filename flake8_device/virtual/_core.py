@@ -486,13 +486,9 @@ class VirtualDevice:
         return h
 
     def _h_follow_self(self, func, args, kwargs):
-        target = self.device_of(args[0])
-        if "device" in kwargs:
-            d = self._norm(kwargs["device"])
-            if d is not None:
-                kwargs = dict(kwargs)
-                kwargs["device"] = "cpu"
-                target = d
+        target, kwargs = self._strip_placement(kwargs)
+        if target is None:
+            target = self.device_of(args[0])
         out = func(*args, **kwargs)
         if out is not args[0]:
             self._mark_all(out, target)
