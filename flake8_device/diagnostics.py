@@ -92,7 +92,7 @@ FixOp = Union[ReplaceNode, RewriteCall, InsertBefore]
 class Fix:
     ops: Tuple[FixOp, ...]
     safe: bool
-    # Human-readable description, e.g. "use self.device (class defines `device`)".
+    # Human-readable description, e.g. "use self.device: the enclosing class Meta has `self.device`".
     description: str
 
 

@@ -68,6 +68,7 @@ class FuncInfo:
         self._device_names: Dict[str, int] = {}
         self._tensor_names: Dict[str, int] = {}
         self._list_names: Set[str] = set()
+        self._str_names: Set[str] = set()
         self._device_aware = False
         self._tensor_params: Optional[Set[str]] = None
 
@@ -93,6 +94,12 @@ class FuncInfo:
         """Names used as collections (data for tensor constructors)."""
         self._scan()
         return self._list_names
+
+    @property
+    def str_names(self) -> Set[str]:
+        """Names bound to a string (or defaulting to one): as a ``.to()`` argument, a device."""
+        self._scan()
+        return self._str_names
 
     @property
     def device_aware(self) -> bool:
@@ -542,11 +549,13 @@ class Checker:
                 if any(isinstance(t, ast.Name) and t.id == "device" for t in targets):
                     return True
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                # ``self.device = ...`` defines it; reading ``self.device`` in the class's own
+                # methods shows that a base (often imported, e.g. a detectron2 meta-architecture)
+                # provides it.
                 for n in _walk_shallow(stmt):
                     if (
                         isinstance(n, ast.Attribute)
                         and n.attr == "device"
-                        and isinstance(n.ctx, ast.Store)
                         and isinstance(n.value, ast.Name)
                         and n.value.id == "self"
                     ):
@@ -599,6 +608,15 @@ class Checker:
         """Fill a FuncInfo's name facts from one walk over the function body."""
         fn = info.node
         device_names, tensor_names, list_names = info._device_names, info._tensor_names, info._list_names
+        str_names = info._str_names
+        args = getattr(fn, "args", None)
+        if args is not None:
+            positional = [*args.posonlyargs, *args.args]
+            defaults = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+            defaults += [(p, d) for p, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+            for p, d in defaults:
+                if isinstance(d, ast.Constant) and isinstance(d.value, str):
+                    str_names.add(p.arg)
         for name in info.params:
             if _is_device_name(name) and name != "device_ids":
                 device_names[name] = fn.lineno
@@ -612,9 +630,23 @@ class Checker:
             elif cls is ast.Assign or cls is ast.AnnAssign or cls is ast.AugAssign:
                 targets = n.targets if cls is ast.Assign else [n.target]
                 value = n.value
+                if cls is ast.Assign and isinstance(value, (ast.Call, ast.Subscript)) and torch is not None:
+                    # ``a, b = torch.min(c, dim=1)`` and ``i = torch.min(c, dim=1)[1]`` bind tensors too
+                    call = value.value if isinstance(value, ast.Subscript) else value
+                    q = self.resolve(call.func) if isinstance(call, ast.Call) else None
+                    if q and q.startswith("torch.") and not q.startswith("torch.device"):
+                        for t in targets:
+                            names = t.elts if isinstance(t, ast.Tuple) else [t]
+                            for e in names:
+                                if isinstance(e, ast.Name):
+                                    tensor_names.setdefault(e.id, n.lineno)
                 for t in targets:
                     if not isinstance(t, ast.Name):
                         continue
+                    if isinstance(value, (ast.Constant, ast.JoinedStr)) and (
+                        not isinstance(value, ast.Constant) or isinstance(value.value, str)
+                    ):
+                        str_names.add(t.id)
                     if _is_device_name(t.id):
                         device_names.setdefault(t.id, n.lineno)
                         aware = True
@@ -663,7 +695,7 @@ class Checker:
         if method is not None and method.cls is not None and method.cls.has_device and "self" not in exclude_roots:
             fn_name = getattr(method.node, "name", "")
             if fn_name != "device" and fn_name not in ("__init__",):
-                return DeviceChoice("self.device", f"the enclosing class {method.cls.node.name} defines `device`",
+                return DeviceChoice("self.device", f"the enclosing class {method.cls.node.name} has `self.device`",
                                     True, root="self")
         # 4. device variable / parameter
         for f in reversed(self.func_stack):
@@ -674,7 +706,10 @@ class Checker:
         for name in self.module_device_names:
             if name not in exclude_roots:
                 return DeviceChoice(name, f"module-level device `{name}`", True, root=name)
-        # 5. tensor parameter
+        # 5. a known tensor the value is sized from, then a tensor parameter
+        choice = self._sized_from_tensor(at, exclude_roots, func)
+        if choice is not None:
+            return choice
         if func is not None and isinstance(func.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             annotated = []
             guessed = []
@@ -774,6 +809,25 @@ class Checker:
                 return DeviceChoice(f"{text}.device", f"`{text}` is a tensor in the same statement", True, root=name)
             return DeviceChoice(f"{text}.device", f"`{text}` is combined with the value in the same statement "
                                 "(guessed to be a tensor)", False, root=name)
+        return None
+
+    def _sized_from_tensor(self, at: ast.AST, exclude: Set[str], func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
+        """A known tensor whose shape or size the value is built from: ``torch.full((x.shape[0],), -1)``."""
+        if func is None:
+            return None
+        line = getattr(at, "lineno", 0)
+        for n in _walk_shallow(at):
+            if not (
+                isinstance(n, ast.Attribute)
+                and n.attr in ("shape", "size")
+                and isinstance(n.value, ast.Name)
+                and n.value.id not in exclude
+            ):
+                continue
+            name = n.value.id
+            ann = func.params.get(name)
+            if func.tensor_names.get(name, line) < line or (ann is not None and ast.unparse(ann).endswith("Tensor")):
+                return DeviceChoice(f"{name}.device", f"the value is sized from the tensor `{name}`", True, root=name)
         return None
 
     @staticmethod

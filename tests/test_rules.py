@@ -188,3 +188,42 @@ def test_flake8_device_accelerators_option(tmp_path):
     assert with_cpu.stdout.count("DEV001") == 2 and "'cpu'" in with_cpu.stdout
     only_mps = _flake8("--isolated", "--select", "DEV", "--device-accelerators=mps", str(f), cwd=tmp_path)
     assert "DEV001" not in only_mps.stdout
+
+
+def _fix_of(src: str, line: int):
+    [d] = [d for d in check_source(src) if d.span.line == line]
+    return d
+
+
+def test_lessons_from_real_dvis_daq_code():
+    src = (
+        "import torch\nfrom elsewhere import MinVIS\n\n\n"
+        "class Offline(MinVIS):\n"
+        "    def run(self, frames, n, to_store='cpu'):\n"
+        "        frames = frames.to(self.device)\n"                                          # 7
+        "        a = torch.ones(n, 2).to(torch.float32).to(to_store)\n"                       # 8
+        "        b = torch.IntTensor([1]).to('cuda')\n"                                       # 9
+        "        self.common(frames, to_store='cuda')\n"                                      # 10
+        "        return a, b\n\n"
+        "def assign(C, idx):\n"
+        "    cost, best = torch.min(C, dim=1)\n"
+        "    first = torch.max(C, dim=0)[1]\n"
+        "    best[idx[0]] = torch.as_tensor(idx[1]).to('cuda')\n"                             # 16
+        "    pad = torch.full((first.shape[0],), -1).to('cuda')\n"                            # 17
+        "    return cost, pad\n"
+    )
+    # a class whose methods read self.device has it (here from an imported base)
+    d = _fix_of(src, 9)
+    assert d.fix.safe and ("device", "self.device") in d.fix.ops[-1].keywords
+    # a name bound to a string is a device, not a tensor: no ".device" on it
+    d = _fix_of(src, 8)
+    assert "to_store.device" not in d.message
+    assert d.fix.safe and d.fix.ops[-1].keywords == (("dtype", "torch.float32"), ("device", "to_store"))
+    # a device string argument stays a string: self.device.type, not self.device
+    d = _fix_of(src, 10)
+    assert d.code == "DEV004" and d.fix.ops[0].text == "self.device.type"
+    # tuple-unpacked and subscripted torch results are known tensors
+    d = _fix_of(src, 16)
+    assert d.fix.safe and ("device", "best.device") in d.fix.ops[-1].keywords
+    d = _fix_of(src, 17)
+    assert d.fix.safe and ("device", "first.device") in d.fix.ops[-1].keywords

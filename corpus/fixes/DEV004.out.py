@@ -11,8 +11,8 @@ class Model(torch.nn.Module):
     def forward_offline_mode(self, x, to_store=None):
         """Run offline inference."""
         if to_store is None:
-            to_store = self.device
-        return self.common_inference(x, to_store=self.device)
+            to_store = self.device.type
+        return self.common_inference(x, to_store=self.device.type)
 
     def common_inference(self, x, to_store="cpu"):
         return x.to(to_store)

@@ -6,6 +6,13 @@ import ast
 from typing import Optional, Set
 
 from ..diagnostics import Fix, ReplaceNode, Span
+from ..names import DEVICE_KEYWORDS
+
+
+def is_device_like_name(name: str) -> bool:
+    """Parameter and keyword names that carry a device: ``to_store``, ``map_location``, ``*_device``..."""
+    low = name.lower()
+    return low in DEVICE_KEYWORDS or "device" in low or low.endswith("_store") or low.endswith("_location")
 
 
 def names_in(node: ast.AST) -> Set[str]:
@@ -25,18 +32,32 @@ def receiver_roots(node: ast.AST) -> Set[str]:
     return roots
 
 
+def device_type_expr(expr: str) -> str:
+    """``self.device`` -> ``self.device.type``: a string, like the literal it replaces.
+
+    A device variable is kept as it is: it already holds what the code passes around.
+    """
+    return f"{expr}.type" if expr.endswith(".device") else expr
+
+
 def device_fix(ck, node: ast.AST, literal: ast.AST, plain: bool, exclude: Set[str],
-               what: str = "device") -> tuple:
+               as_string: bool = False) -> tuple:
     """A fix that replaces the hardcoded ``literal`` by an inferred device expression.
 
+    With ``as_string`` the replacement is the device's type, a string like the
+    literal it replaces: code that compares the value with ``"cpu"`` or
+    ``"cuda"`` keeps working (``torch.device("cpu") == "cpu"`` is False).
     Returns ``(fix, no_fix_reason)``.
     """
     choice = ck.infer_device(node, exclude_roots=exclude)
     if choice is None:
         return None, "no device source in scope (no self.device, device variable or tensor to follow)"
-    ops = [ReplaceNode(Span.of(literal), choice.expr)]
+    expr = device_type_expr(choice.expr) if as_string else choice.expr
+    ops = [ReplaceNode(Span.of(literal), expr)]
     safe = choice.safe and plain
-    desc = f"use {choice.expr}: {choice.reason}"
+    desc = f"use {expr}: {choice.reason}"
+    if expr != choice.expr:
+        desc += " (its type, a string like the literal)"
     if not plain:
         desc += "; the literal names a specific accelerator index, so following another device is unsafe"
     ops = with_property(ck, choice, ops)

@@ -5,13 +5,7 @@ from __future__ import annotations
 import ast
 
 from ..diagnostics import Fix, InsertBefore, ReplaceNode, Span
-from ..names import DEVICE_KEYWORDS
-from .common import device_fix
-
-
-def _is_device_like_keyword(name: str) -> bool:
-    low = name.lower()
-    return low in DEVICE_KEYWORDS or "device" in low or low.endswith("_store") or low.endswith("_location")
+from .common import device_fix, is_device_like_name
 
 
 def _fallback(ck, literal, dev_type, plain, reason):
@@ -29,7 +23,7 @@ def check_call_keywords(ck, node: ast.Call) -> None:
     if ck.guarded:
         return
     for k in node.keywords:
-        if k.arg is None or k.arg in ("device", "device_type") or not _is_device_like_keyword(k.arg):
+        if k.arg is None or k.arg in ("device", "device_type") or not is_device_like_name(k.arg):
             continue
         if id(k.value) in ck.handled:
             continue
@@ -38,7 +32,7 @@ def check_call_keywords(ck, node: ast.Call) -> None:
             continue
         ck.handled.add(id(k.value))
         dev_type, plain = lit
-        fix, why = device_fix(ck, node, k.value, plain, set())
+        fix, why = device_fix(ck, node, k.value, plain, set(), as_string=isinstance(k.value, ast.Constant))
         if fix is None:
             fix, why = _fallback(ck, k.value, dev_type, plain, why)
         ck.report("DEV004", k.value, f"accelerator device {ck.src(k.value)} passed as {k.arg}=; "
@@ -74,10 +68,11 @@ def _default_fix(ck, fn, name, default, dev_type, plain):
         point = ck.body_insertion_point(fn)
         if point is not None:
             span, indent, nl = point
-            text = f"{indent}if {name} is None:{nl}{indent}    {name} = self.device{nl}"
+            value = "self.device.type" if isinstance(default, ast.Constant) else "self.device"
+            text = f"{indent}if {name} is None:{nl}{indent}    {name} = {value}{nl}"
             ops = (ReplaceNode(Span.of(default), "None"), InsertBefore(span, text))
-            return Fix(ops, plain, f"default None, then self.device: the enclosing class "
-                                   f"{cls.node.name} defines `device`"), None
+            return Fix(ops, plain, f"default None, then {value}: the enclosing class "
+                                   f"{cls.node.name} has `self.device`"), None
     return _fallback(ck, default, dev_type, plain, "no model device to default to")
 
 
@@ -90,7 +85,7 @@ def check_assign(ck, node) -> None:
         return  # torch.device("cuda") is DEV003 wherever it appears
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
     names = [t.id if isinstance(t, ast.Name) else getattr(t, "attr", "") for t in targets]
-    if ck.func_stack and not any(_is_device_like_keyword(n) for n in names):
+    if ck.func_stack and not any(is_device_like_name(n) for n in names):
         return  # inside a function only device-like names count (``name = "cuda"`` may be a label)
     ck.handled.add(id(node.value))
     dev_type, plain = lit

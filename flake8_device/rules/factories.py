@@ -19,7 +19,7 @@ from ..names import (
     RANDOM_FACTORIES,
 )
 from ..engine import _is_device_name, _is_dtype_name
-from .common import NO_PROPERTY, has_star, kw, with_property
+from .common import NO_PROPERTY, has_star, is_device_like_name, kw, with_property
 
 NO_SOURCE = "no device source in scope (no self.device, device variable or tensor to follow)"
 
@@ -107,7 +107,7 @@ def _classify_to(ck, call: ast.Call) -> Optional[Step]:
             step.device, step.is_cpu = ck.src(arg), arg.value.strip().startswith(("cpu", "meta"))
             continue
         if (isinstance(arg, ast.Attribute) and arg.attr == "device") or (
-            isinstance(arg, ast.Name) and _is_device_name(arg.id)
+            isinstance(arg, ast.Name) and _names_a_device(ck, arg.id)
         ) or (isinstance(arg, ast.Call) and ck.resolve(arg.func) == "torch.device"):
             step.device = ck.src(arg)
             continue
@@ -129,6 +129,14 @@ def _classify_to(ck, call: ast.Call) -> Optional[Step]:
         elif k.arg == "dtype":
             step.dtype = ck.src(k.value)
     return step
+
+
+def _names_a_device(ck, name: str) -> bool:
+    """``.to(name)`` moves to a device (not to another tensor) when the name says so or holds a string."""
+    if _is_device_name(name) or is_device_like_name(name):
+        return True
+    func = ck.current_function()
+    return func is not None and name in func.str_names
 
 
 def _known_tensor(ck, name: str) -> bool:
