@@ -119,6 +119,15 @@ class DeviceChoice:
     add_property_to: Optional[ClassInfo] = None
 
 
+def param_defaults(fn: ast.AST) -> List[Tuple[ast.arg, ast.expr]]:
+    """``(parameter, default)`` pairs of a function or lambda, keyword-only ones included."""
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    pairs = list(zip(positional[len(positional) - len(a.defaults):], a.defaults))
+    pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
+    return pairs
+
+
 def _is_device_name(name: str) -> bool:
     low = name.lower()
     return low == "dev" or "device" in low or low.endswith("_dev")
@@ -609,14 +618,9 @@ class Checker:
         fn = info.node
         device_names, tensor_names, list_names = info._device_names, info._tensor_names, info._list_names
         str_names = info._str_names
-        args = getattr(fn, "args", None)
-        if args is not None:
-            positional = [*args.posonlyargs, *args.args]
-            defaults = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
-            defaults += [(p, d) for p, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
-            for p, d in defaults:
-                if isinstance(d, ast.Constant) and isinstance(d.value, str):
-                    str_names.add(p.arg)
+        for p, d in param_defaults(fn):
+            if isinstance(d, ast.Constant) and isinstance(d.value, str):
+                str_names.add(p.arg)
         for name in info.params:
             if _is_device_name(name) and name != "device_ids":
                 device_names[name] = fn.lineno

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 from ..diagnostics import Fix, InsertBefore, ReplaceNode, Span
+from ..engine import param_defaults
 from .common import device_fix, is_device_like_name
 
 
@@ -43,11 +44,7 @@ def check_defaults(ck, fn) -> None:
     """``def forward_offline_mode(self, ..., to_store="cuda")``."""
     if ck.guarded:
         return
-    a = fn.args
-    positional = [*a.posonlyargs, *a.args]
-    pairs = list(zip(positional[len(positional) - len(a.defaults):], a.defaults))
-    pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
-    for param, default in pairs:
+    for param, default in param_defaults(fn):
         lit = ck.device_literal(default)
         if lit is None:
             continue
@@ -59,12 +56,8 @@ def check_defaults(ck, fn) -> None:
 
 
 def _default_fix(ck, fn, name, default, dev_type, plain):
-    cls = ck.class_stack[-1] if ck.class_stack else None
-    direct = cls is not None and fn in cls.node.body
-    args = [*fn.args.posonlyargs, *fn.args.args]
-    is_method = direct and args and args[0].arg == "self" and not any(
-        isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod") for d in fn.decorator_list)
-    if is_method and cls.has_device and fn.name not in ("__init__", "device"):
+    cls = ck._func_info(fn).cls  # set only for a method taking ``self`` directly in a class
+    if cls is not None and cls.has_device and fn.name not in ("__init__", "device"):
         point = ck.body_insertion_point(fn)
         if point is not None:
             span, indent, nl = point
