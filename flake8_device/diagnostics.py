@@ -94,6 +94,15 @@ class Fix:
     safe: bool
     # Human-readable description, e.g. "use self.device: the enclosing class Meta has `self.device`".
     description: str
+    # Fixes of one file that share a group are applied together or not at all
+    # (an import rewrite and the call sites that depend on it).  When any member
+    # is dropped (noqa, not selected, unsafe, overlap, a failed post-condition),
+    # every member is dropped with it.
+    group: Optional[str] = None
+    # Top-level module names the fix's text refers to (``("torch",)``).  The
+    # fixer binds each one the module does not bind yet (``import torch``) in
+    # the same edit, or drops the fix.
+    needs: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
