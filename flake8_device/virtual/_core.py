@@ -709,6 +709,14 @@ class VirtualDevice:
 
         self._patch(torch.nn.Parameter, "__new__", staticmethod(param_new))
 
+        # TorchScript functions and methods (torch.jit.script, torch.jit.trace)
+        # run their ops in C++, outside __torch_function__: check their tensor
+        # operands like any op and give the results the operands' device.
+        for cls in (torch._C.ScriptFunction, torch._C.ScriptMethod):
+            call = cls.__dict__.get("__call__")
+            if call is not None:
+                self._patch(cls, "__call__", _script_call(self, call))
+
         if self.device_type != "cuda":
             return
         cuda = torch.cuda
@@ -731,6 +739,36 @@ class VirtualDevice:
 
 def _real_device(t: Any) -> torch.device:
     return _TB.device.__get__(t)
+
+
+def _mode_on(vd: VirtualDevice) -> bool:
+    """Whether ``vd``'s mode is active on this thread (the patches are process-wide)."""
+    mode = vd._torch_mode
+    return mode is not None and mode in torch.overrides._get_current_function_mode_stack()
+
+
+def _script_call(vd: VirtualDevice, call: Callable) -> Callable:
+    def __call__(fn, *args, **kwargs):
+        if not _mode_on(vd):
+            return call(fn, *args, **kwargs)
+        tensors = _collect(args, kwargs)
+        dev = vd._check_mixed(fn, tensors, True) if tensors else _CPU
+        out = call(fn, *args, **kwargs)
+        _mark_nested(vd, out, dev)
+        return out
+
+    return __call__
+
+
+def _mark_nested(vd: VirtualDevice, out: Any, dev: torch.device) -> None:
+    if isinstance(out, _TB):
+        vd._mark(out, dev)
+    elif isinstance(out, (list, tuple)):
+        for o in out:
+            _mark_nested(vd, o, dev)
+    elif isinstance(out, dict):
+        for o in out.values():
+            _mark_nested(vd, o, dev)
 
 
 class _TypedMeta(type):
