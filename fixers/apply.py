@@ -10,9 +10,12 @@ changed since it was linted) is never guessed at: the diagnostic is skipped.
 
 from __future__ import annotations
 
+import ast
 import re
+from bisect import bisect_left, bisect_right, insort
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ast_grep_py import SgNode, SgRoot
 
@@ -25,6 +28,7 @@ from flake8_device.diagnostics import (
     Span,
 )
 
+from . import postconditions
 from .positions import LineIndex
 from .syntax import parses
 
@@ -38,6 +42,11 @@ REASON_OVERLAP = "overlaps another fix"
 REASON_NOT_PARSE = "fix would not parse"
 REASON_STALE = "stale span: no syntax node at {span}"
 REASON_COMMENT = "fix would remove a comment"
+# Post-conditions: a fix that fails one is dropped, never counted as fixed.
+REASON_DROPPED = "dropped: "
+REASON_UNDEFINED = REASON_DROPPED + "would leave undefined name {name!r} (F821)"
+REASON_NEEDS_OTHER = REASON_DROPPED + "needs module {name!r}, but this module binds {name!r} to something else"
+REASON_GROUP = REASON_DROPPED + "its group {group!r} is not applied whole ({why})"
 
 
 @dataclass
@@ -69,6 +78,8 @@ class _Edit:
     start: int
     end: int
     text: str
+    # edits at one position are spliced in this order (a new import goes first)
+    order: int = 1
 
 
 def _span_text(span: Span) -> str:
@@ -93,6 +104,20 @@ class _Planner:
         self.index = LineIndex(text)
         self.root: SgNode = SgRoot(text, "python").root()
         self._comments: Optional[List[Tuple[int, int, str]]] = None
+        self._comment_starts: List[int] = []
+        # node -> (starts, ends, children): a node's children are listed once,
+        # then searched by bisection (a module of 20,000 statements would
+        # otherwise be listed again for every fix)
+        self._kids: Dict[SgNode, Tuple[List[int], List[int], List[SgNode]]] = {}
+
+    def children(self, node: SgNode) -> Tuple[List[int], List[int], List[SgNode]]:
+        got = self._kids.get(node)
+        if got is None:
+            kids = node.children()
+            ranges = [k.range() for k in kids]
+            got = ([r.start.index for r in ranges], [r.end.index for r in ranges], kids)
+            self._kids[node] = got
+        return got
 
     # --- node lookup ---------------------------------------------------
     def offsets(self, span: Span) -> Tuple[int, int]:
@@ -112,24 +137,33 @@ class _Planner:
                 if kind is None or node.kind() == kind:
                     return node
             nxt = None
-            for child in node.children():
-                crng = child.range()
-                if crng.start.index <= start and end <= crng.end.index:
+            starts, ends, kids = self.children(node)
+            # siblings do not overlap: those that can contain the span form a run
+            for i in range(bisect_left(ends, end), bisect_right(starts, start)):
+                if starts[i] <= start and end <= ends[i]:
                     # prefer a child that is not a zero-width token
-                    if crng.start.index == crng.end.index and start != end:
+                    if starts[i] == ends[i] and start != end:
                         continue
-                    nxt = child
+                    nxt = kids[i]
                     break
             node = nxt
         raise _Skip(REASON_STALE.format(span=_span_text(span)))
 
     def comments_in(self, start: int, end: int) -> List[str]:
         if self._comments is None:
-            self._comments = [
+            self._comments = sorted(
                 (n.range().start.index, n.range().end.index, n.text().rstrip("\r\n"))
                 for n in self.root.find_all(kind="comment")
-            ]
-        return [t for s, e, t in self._comments if start <= s and e <= end]
+            )
+            self._comment_starts = [c[0] for c in self._comments]
+        out = []
+        for i in range(bisect_left(self._comment_starts, start), len(self._comments)):
+            s, e, t = self._comments[i]
+            if s > end:
+                break
+            if e <= end:
+                out.append(t)
+        return out
 
     def keeps_comments(self, edit: _Edit) -> None:
         if edit.start == edit.end:
@@ -172,18 +206,17 @@ class _Planner:
             # decorators instead of between them and the definition.
             node = parent
             parent = node.parent()
-        line, _ = self.index.position(node.range().start.index)
-        pos = self.index.line_start(line)
+        pos = self.index.line_start(self._line_of(node.range().start.index))
         return _Edit(pos, pos, self.newlines(op.text, pos))
 
     def _statement_starting_at(self, start: int) -> SgNode:
         node: Optional[SgNode] = self.root
         while node is not None:
             nxt = None
-            for child in node.children():
-                crng = child.range()
-                if crng.start.index <= start < max(crng.end.index, start + 1):
-                    nxt = child
+            starts, ends, kids = self.children(node)
+            for i in range(bisect_left(ends, start), bisect_right(starts, start)):
+                if starts[i] == start or starts[i] <= start < ends[i]:
+                    nxt = kids[i]
                     break
             if nxt is None:
                 break
@@ -218,7 +251,7 @@ class _Planner:
 
     # --- argument list editing ------------------------------------------
     def _line_of(self, offset: int) -> int:
-        return self.index.position(offset)[0]
+        return self.index.line_of(offset)
 
     def _first_on_line(self, offset: int) -> bool:
         line = self._line_of(offset)
@@ -413,16 +446,58 @@ def _compiles(text: str, filename: str) -> bool:
     return True
 
 
-def _commit(planner: _Planner, edits: Sequence[_Edit]) -> str:
-    if not edits:
-        return planner.text
-    sg_edits = []
-    for e in sorted(edits, key=lambda e: (e.start, e.end)):
-        sg = planner.root.replace(e.text)
-        sg.start_pos = e.start
-        sg.end_pos = e.end
-        sg_edits.append(sg)
-    return planner.root.commit_edits(sg_edits)
+def _splice(text: str, edits: Iterable[_Edit]) -> str:
+    """``text`` with non-overlapping ``edits`` applied (linear in text and edits)."""
+    out: List[str] = []
+    pos = 0
+    for e in sorted(edits, key=lambda e: (e.start, e.end, e.order)):
+        out.append(text[pos : e.start])
+        out.append(e.text)
+        pos = max(pos, e.end)
+    out.append(text[pos:])
+    return "".join(out)
+
+
+class _Taken:
+    """Edits already chosen, sorted, for overlap queries in O(log n)."""
+
+    def __init__(self) -> None:
+        self.keys: List[Tuple[int, int]] = []
+
+    def overlaps(self, e: _Edit) -> bool:
+        keys = self.keys
+        i = bisect_left(keys, (e.start, e.end))
+        # chosen edits do not overlap each other: only neighbours can overlap e
+        j = i - 1
+        while j >= 0 and keys[j][1] >= e.start:
+            if _overlap(_Edit(keys[j][0], keys[j][1], ""), e):
+                return True
+            j -= 1
+        j = i
+        while j < len(keys) and keys[j][0] <= e.end:
+            if _overlap(_Edit(keys[j][0], keys[j][1], ""), e):
+                return True
+            j += 1
+        return False
+
+    def add(self, e: _Edit) -> None:
+        insort(self.keys, (e.start, e.end))
+
+
+@dataclass
+class _Candidate:
+    diag: Diagnostic
+    edits: List[_Edit]
+    imports: Tuple[str, ...] = ()  # needed modules the fixer must import
+    twins: List[Diagnostic] = field(default_factory=list)  # same fix, other diagnostics
+    groups: Set[str] = field(default_factory=set)
+
+    @property
+    def diags(self) -> List[Diagnostic]:
+        return [self.diag, *self.twins]
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _sort_key(d: Diagnostic) -> Tuple[int, int, int, int, str]:
@@ -435,6 +510,10 @@ def apply_fixes(
     diagnostics: Iterable[Diagnostic],
     unsafe: bool = False,
     filename: str = "<fixed>",
+    *,
+    check_names: bool = False,
+    builtins: Iterable[str] = (),
+    blocked_groups: Optional[Mapping[str, str]] = None,
 ) -> FixResult:
     """Apply the fixes of ``diagnostics`` to ``source``.
 
@@ -442,25 +521,60 @@ def apply_fixes(
     reason) when it has no fix, when its fix is unsafe and ``unsafe`` is
     false, when one of its spans names no syntax node, when it would remove a
     comment, or when it overlaps a fix already taken; its fix is applied
-    whole or not at all.  If the result does not parse, the fixes that break
-    it on their own are skipped with "fix would not parse"; when the
-    combination still fails, the original text comes back and every fix is
-    reported as skipped.  A leading BOM is kept.
+    whole or not at all.  Two diagnostics carrying the same operations share
+    one fix: it is applied once and both count as applied.
+
+    Post-conditions, each dropping the fixes that fail it (the others still
+    apply):
+
+    * the result parses (fixes that break it on their own are dropped; when
+      only the combination fails, none is applied);
+    * every module a fix needs (``Fix.needs``) is bound: a missing
+      ``import torch`` is added once, after the docstring and the imports
+      that open the module; a fix whose needed name the module binds to
+      something else is dropped;
+    * fixes sharing a ``Fix.group`` are applied all or none (a group listed
+      in ``blocked_groups``, name -> why, has a member that was filtered out
+      before this call, e.g. by ``# noqa``);
+    * with ``check_names``: the result has no undefined name (pyflakes) that
+      the original did not have; ``builtins`` are names to treat as defined.
+
+    A leading BOM is kept.
     """
     diags = sorted(diagnostics, key=_sort_key)
     bom = BOM if source.startswith(BOM) else ""
     text = source[len(bom) :]
     result = FixResult(text=source)
-    wanted: List[Tuple[Diagnostic, List[_Edit]]] = []
+    blocked = dict(blocked_groups or {})
+    # groups with a member that cannot be applied -> why
+    failed: Dict[str, str] = {}
     planner: Optional[_Planner] = None
-    taken: List[_Edit] = []
+    tree: Optional[ast.Module] = None
+    bindings: Dict[str, str] = {}
+    cands: List[_Candidate] = []
+    by_ops: Dict[Tuple, _Candidate] = {}
+
+    def fail_group(fix, why: str) -> None:
+        if fix.group is not None:
+            failed.setdefault(fix.group, why)
+
     for diag in diags:
         fix = diag.fix
         if fix is None:
             result.skipped.append((diag, diag.no_fix_reason or REASON_NO_FIX))
             continue
+        if fix.group is not None and fix.group in blocked:
+            result.skipped.append((diag, REASON_GROUP.format(group=fix.group, why=blocked[fix.group])))
+            continue
         if not fix.safe and not unsafe:
             result.skipped.append((diag, REASON_UNSAFE))
+            fail_group(fix, f"{diag.code} on line {diag.span.line} is an unsafe fix")
+            continue
+        twin = by_ops.get(fix.ops)
+        if twin is not None:
+            twin.twins.append(diag)
+            if fix.group is not None:
+                twin.groups.add(fix.group)
             continue
         if planner is None:
             planner = _Planner(text)
@@ -470,38 +584,175 @@ def apply_fixes(
                 edits.extend(planner.plan(op))
         except _Skip as skip:
             result.skipped.append((diag, str(skip)))
+            fail_group(fix, f"{diag.code} on line {diag.span.line}: {skip}")
             continue
         own = sorted(edits, key=lambda e: (e.start, e.end))
         if any(_overlap(a, b) for a, b in zip(own, own[1:])):
             result.skipped.append((diag, "fix operations overlap each other"))
+            fail_group(fix, f"{diag.code} on line {diag.span.line}: its operations overlap")
             continue
-        if any(_overlap(e, t) for e in edits for t in taken):
-            result.skipped.append((diag, REASON_OVERLAP))
+        imports: List[str] = []
+        other: Optional[str] = None
+        for name in fix.needs:
+            if name not in bindings:
+                if tree is None:
+                    tree = postconditions.parse(text, filename)
+                bindings[name] = (
+                    postconditions.module_binding(tree, name) if tree is not None else postconditions.OTHER
+                )
+            if bindings[name] == postconditions.OTHER:
+                other = name
+                break
+            if bindings[name] == postconditions.ABSENT:
+                imports.append(name)
+        if other is not None:
+            result.skipped.append((diag, REASON_NEEDS_OTHER.format(name=other)))
+            fail_group(fix, f"{diag.code} on line {diag.span.line} needs {other!r}")
             continue
-        taken.extend(edits)
-        wanted.append((diag, edits))
+        cand = _Candidate(diag, own, tuple(imports), groups={fix.group} if fix.group else set())
+        cands.append(cand)
+        by_ops[fix.ops] = cand
 
-    if not wanted:
+    if not cands:
         return result
     assert planner is not None
     strict = _compiles(text, filename)
     ok = _compiles if strict else parses
+    before: Optional[Counter] = None
+    if check_names:
+        found = postconditions.undefined_names(text, filename, builtins, tree=tree)
+        before = Counter(n for n, _, _ in found) if found is not None else None
 
-    new_text = _commit(planner, [e for _, es in wanted for e in es])
-    if not ok(new_text, filename):
-        good = []
-        for diag, edits in wanted:
-            if ok(_commit(planner, edits), filename):
-                good.append((diag, edits))
-            else:
-                result.skipped.append((diag, REASON_NOT_PARSE))
-        wanted = good
-        new_text = _commit(planner, [e for _, es in wanted for e in es])
-        if wanted and not ok(new_text, filename):
-            result.skipped.extend((d, REASON_NOT_PARSE) for d, _ in wanted)
-            wanted = []
-            new_text = text
-    result.applied = [d for d, _ in wanted]
-    result.text = bom + new_text if wanted else source
+    dropped: Dict[int, str] = {}
+    while True:
+        taken = _Taken()
+        chosen: List[int] = []
+        overlapped: List[int] = []
+        for k, cand in enumerate(cands):
+            if k in dropped:
+                continue
+            bad = next((g for g in sorted(cand.groups) if g in failed), None)
+            if bad is not None:
+                dropped[k] = REASON_GROUP.format(group=bad, why=failed[bad])
+                continue
+            if any(taken.overlaps(e) for e in cand.edits):
+                overlapped.append(k)
+                continue
+            for e in cand.edits:
+                taken.add(e)
+            chosen.append(k)
+        regroup = False
+        for k in overlapped:
+            for g in cands[k].groups:
+                if g not in failed:
+                    d = cands[k].diag
+                    failed[g] = f"{d.code} on line {d.span.line} overlaps another fix"
+                    regroup = True
+        if regroup:
+            continue
+        modules = sorted({m for k in chosen for m in cands[k].imports})
+        import_edit = _import_edit(planner, tree, modules, filename) if modules else None
+
+        def edits_of(ks: Iterable[int]) -> List[_Edit]:
+            out = [e for k in ks for e in cands[k].edits]
+            if import_edit is not None:
+                out.append(import_edit)
+            return out
+
+        new_text = _splice(text, edits_of(chosen))
+        if not ok(new_text, filename):
+            alone_bad = [k for k in chosen if not ok(_splice(text, edits_of([k])), filename)]
+            for k in alone_bad or chosen:
+                dropped[k] = REASON_NOT_PARSE
+                for g in cands[k].groups:
+                    failed.setdefault(g, f"{cands[k].diag.code} on line {cands[k].diag.span.line} would not parse")
+            continue
+        if before is not None and chosen:
+            culprits = _undefined_culprits(text, new_text, filename, builtins, before, cands, chosen,
+                                           edits_of(chosen), import_edit)
+            if culprits:
+                for k, name in culprits.items():
+                    dropped[k] = REASON_UNDEFINED.format(name=name)
+                    for g in cands[k].groups:
+                        failed.setdefault(
+                            g, f"{cands[k].diag.code} on line {cands[k].diag.span.line} "
+                               f"would leave {name!r} undefined")
+                continue
+        break
+
+    for k, why in dropped.items():
+        result.skipped.extend((d, why) for d in cands[k].diags)
+    for k in overlapped:
+        result.skipped.extend((d, REASON_OVERLAP) for d in cands[k].diags)
+    result.applied = [d for k in chosen for d in cands[k].diags]
+    result.applied.sort(key=_sort_key)
+    result.text = bom + new_text if chosen else source
     result.skipped.sort(key=lambda p: _sort_key(p[0]))
     return result
+
+
+def _import_edit(planner: _Planner, tree: Optional[ast.Module], modules: Sequence[str],
+                 filename: str) -> Optional[_Edit]:
+    """One edit adding ``import M`` for every needed module, where imports go."""
+    if tree is None:
+        tree = postconditions.parse(planner.text, filename)
+        if tree is None:
+            return None
+    line, after = postconditions.import_insertion(tree)
+    text, index = planner.text, planner.index
+    body = "".join(f"import {m}\n" for m in modules)
+    if line == 0:  # empty module
+        pos = len(text)
+        prefix = "" if not text or text.endswith(("\n", "\r")) else "\n"
+        return _Edit(pos, pos, planner.newlines(prefix + body, pos), order=0)
+    if after:
+        if line < index.line_count:
+            pos = index.line_start(line + 1)
+            return _Edit(pos, pos, planner.newlines(body, pos - 1), order=0)
+        pos = len(text)  # the opening block is the whole file
+        return _Edit(pos, pos, planner.newlines("\n" + body.rstrip("\n"), max(pos - 1, 0)), order=0)
+    pos = index.line_start(line)
+    return _Edit(pos, pos, planner.newlines(body, pos), order=0)
+
+
+def _undefined_culprits(text: str, new_text: str, filename: str, builtins: Iterable[str],
+                        before: Counter, cands: List[_Candidate], chosen: List[int],
+                        edits: List[_Edit], import_edit: Optional[_Edit]) -> Dict[int, str]:
+    """Chosen candidates that add an undefined name -> that name ({} when none)."""
+    after = postconditions.undefined_names(new_text, filename, builtins)
+    if after is None:
+        return {}
+    counts = Counter(n for n, _, _ in after)
+    new_names = {n for n, c in counts.items() if c > before.get(n, 0)}
+    if not new_names:
+        return {}
+    # where each edit lies in the new text
+    owner: Dict[int, int] = {id(e): k for k in chosen for e in cands[k].edits}
+    spans: List[Tuple[int, int, int]] = []  # (new start, new end, candidate)
+    delta = 0
+    for e in sorted(edits, key=lambda e: (e.start, e.end, e.order)):
+        start = e.start + delta
+        if e is not import_edit:
+            spans.append((start, start + len(e.text), owner[id(e)]))
+        delta += len(e.text) - (e.end - e.start)
+    starts = [s for s, _, _ in spans]
+    index = LineIndex(new_text)
+    culprits: Dict[int, str] = {}
+    unplaced: Set[str] = set()
+    for name, line, col in after:
+        if name not in new_names:
+            continue
+        off = index.offset(line, col)
+        i = bisect_right(starts, off) - 1 if off is not None else -1
+        if i >= 0 and spans[i][0] <= off < spans[i][1]:
+            culprits.setdefault(spans[i][2], name)
+        else:
+            unplaced.add(name)
+    for name in sorted(unplaced):
+        # the name is undefined outside every edit: an edit removed its binding
+        guilty = [k for k in chosen if any(
+            name in _IDENT.findall(text[e.start:e.end]) or name in _IDENT.findall(e.text)
+            for e in cands[k].edits)]
+        for k in guilty or chosen:
+            culprits.setdefault(k, name)
+    return culprits

@@ -14,7 +14,8 @@ exactly those.
 from __future__ import annotations
 
 import re
-from typing import List, Optional
+from bisect import bisect_right
+from typing import Dict, List, Optional
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
@@ -28,6 +29,8 @@ class LineIndex:
         for m in _LINE_END.finditer(text):
             starts.append(m.end())
         self._starts: List[int] = starts
+        # non-ASCII lines: UTF-8 byte column -> character index, built on first use
+        self._byte_cols: Dict[int, Dict[int, int]] = {}
 
     @property
     def line_count(self) -> int:
@@ -59,31 +62,33 @@ class LineIndex:
         """
         if line < 1 or line > len(self._starts) or byte_col < 0:
             return None
-        text = self.line_text(line)
-        if text.isascii():
-            if byte_col > len(text):
+        cols = self._byte_cols.get(line)
+        if cols is None:
+            text = self.line_text(line)
+            if text.isascii():
+                cols = self._byte_cols[line] = {-1: len(text)}
+        if cols is not None and -1 in cols:  # an ASCII line: bytes are characters
+            if byte_col > cols[-1]:
                 return None
             return self._starts[line - 1] + byte_col
-        consumed = 0
-        for i, ch in enumerate(text):
-            if consumed == byte_col:
-                return self._starts[line - 1] + i
-            if consumed > byte_col:
-                return None
-            consumed += len(ch.encode("utf-8", "surrogatepass"))
-        if consumed == byte_col:
-            return self._starts[line - 1] + len(text)
-        return None
+        if cols is None:
+            cols = {}
+            consumed = 0
+            for i, ch in enumerate(text):
+                cols[consumed] = i
+                consumed += len(ch.encode("utf-8", "surrogatepass"))
+            cols[consumed] = len(text)
+            self._byte_cols[line] = cols
+        i = cols.get(byte_col)
+        return None if i is None else self._starts[line - 1] + i
+
+    def line_of(self, offset: int) -> int:
+        """1-based line of a character offset."""
+        return bisect_right(self._starts, offset)
 
     def position(self, offset: int) -> "tuple[int, int]":
         """(1-based line, UTF-8 byte column) of a character offset."""
-        lo, hi = 0, len(self._starts) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self._starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
+        lo = self.line_of(offset) - 1
         start = self._starts[lo]
         col = len(self.text[start:offset].encode("utf-8", "surrogatepass"))
         return lo + 1, col
