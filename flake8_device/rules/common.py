@@ -86,11 +86,11 @@ def with_property(ck, choice, ops):
 def property_op(ck, choice):
     """The InsertBefore op adding a device property, False if already added this run, None if impossible."""
     cls = choice.add_property_to
-    if id(cls.node) in ck._property_added:
+    if ck.property_added(cls):
         return False
     op = ck.property_insertion(cls)
     if op is not None:
-        ck._property_added.add(id(cls.node))
+        ck.claim_property(cls)
     return op
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 from ..diagnostics import Fix, InsertBefore, ReplaceNode, Span
-from ..engine import param_defaults
+from ..facts import param_defaults
 from .common import device_fix, is_device_like_name
 
 
@@ -56,7 +56,7 @@ def check_defaults(ck, fn) -> None:
 
 
 def _default_fix(ck, fn, name, default, dev_type, plain):
-    cls = ck._func_info(fn).cls  # set only for a method taking ``self`` directly in a class
+    cls = ck.func_info(fn).cls  # set only for a method taking ``self`` directly in a class
     if cls is not None and cls.has_device and fn.name not in ("__init__", "device"):
         point = ck.body_insertion_point(fn)
         if point is not None:

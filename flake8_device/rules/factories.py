@@ -18,7 +18,7 @@ from ..names import (
     LEGACY_CTORS,
     RANDOM_FACTORIES,
 )
-from ..engine import _is_device_name, _is_dtype_name
+from ..facts import _is_device_name, _is_dtype_name
 from .common import NO_PROPERTY, has_star, is_device_like_name, kw, with_property
 
 NO_SOURCE = "no device source in scope (no self.device, device variable or tensor to follow)"

@@ -1,0 +1,418 @@
+"""Scope facts: what the rules know about names, classes and functions.
+
+Below both the engine and the rules (engine -> rules -> facts): nothing here
+imports either.  :class:`ModuleFacts` resolves names through a module's imports
+and answers questions about its classes and functions; :class:`ClassInfo` and
+:class:`FuncInfo` hold the facts of one enclosing class or function, computed
+when a rule first asks.  The AST walk helpers are shared by the engine's walk.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+from .names import KNOWN_DEVICE_BASES
+
+_DEVICE_STR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*\d+)?\s*$")
+_DEVICE_PREFIX = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::|$)")
+DEVICE_STR = _DEVICE_STR  # a device string: ``"cuda"``, ``"cuda:1"``
+DEVICE_PREFIX = _DEVICE_PREFIX  # the start of a device string built at run time: ``"cuda:" + ...``
+
+
+# --------------------------------------------------------------------------
+# scopes
+
+
+class ClassInfo:
+    """Facts about an enclosing class, computed when a rule first asks."""
+
+    def __init__(self, node: ast.ClassDef, checker: "ModuleFacts"):
+        self.node = node
+        self._checker = checker
+        self._has_device: Optional[bool] = None
+        self._is_module: Optional[bool] = None
+
+    @property
+    def has_device(self) -> bool:
+        """Whether instances expose ``self.device`` (defined here, or by a base)."""
+        if self._has_device is None:
+            self._has_device = self._checker._class_defines_device(self.node, set())
+        return self._has_device
+
+    @property
+    def is_module(self) -> bool:
+        if self._is_module is None:
+            self._is_module = self._checker._class_is_module(self.node, set())
+        return self._is_module
+
+
+class FuncInfo:
+    """Facts about an enclosing function; the body is scanned once, on first use."""
+
+    def __init__(self, node: ast.AST, cls: Optional[ClassInfo], checker: "ModuleFacts", is_method: bool = False,
+                 params: Optional[Dict[str, Optional[ast.expr]]] = None):
+        self.node = node
+        self.cls = cls
+        self.is_method = is_method  # first parameter is ``self``
+        self.params: Dict[str, Optional[ast.expr]] = params or {}  # name -> annotation
+        self._checker = checker
+        self._scanned = False
+        self._device_names: Dict[str, int] = {}
+        self._tensor_names: Dict[str, int] = {}
+        self._list_names: Set[str] = set()
+        self._str_names: Set[str] = set()
+        self._device_aware = False
+        self._tensor_params: Optional[Set[str]] = None
+
+    def _scan(self) -> None:
+        if not self._scanned:
+            self._scanned = True
+            self._checker._scan_function(self)
+
+    @property
+    def device_names(self) -> Dict[str, int]:
+        """Local names bound to a device: name -> line of first binding (params: the def line)."""
+        self._scan()
+        return self._device_names
+
+    @property
+    def tensor_names(self) -> Dict[str, int]:
+        """Local names bound from a torch call (certainly tensors): name -> first line."""
+        self._scan()
+        return self._tensor_names
+
+    @property
+    def list_names(self) -> Set[str]:
+        """Names used as collections (data for tensor constructors)."""
+        self._scan()
+        return self._list_names
+
+    @property
+    def str_names(self) -> Set[str]:
+        """Names bound to a string (or defaulting to one): as a ``.to()`` argument, a device."""
+        self._scan()
+        return self._str_names
+
+    @property
+    def device_aware(self) -> bool:
+        """Has a device variable or parameter, or reads ``.device`` somewhere."""
+        self._scan()
+        return self._device_aware
+
+
+def param_defaults(fn: ast.AST) -> List[Tuple[ast.arg, ast.expr]]:
+    """``(parameter, default)`` pairs of a function or lambda, keyword-only ones included."""
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    pairs = list(zip(positional[len(positional) - len(a.defaults):], a.defaults))
+    pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
+    return pairs
+
+
+def is_device_name(name: str) -> bool:
+    low = name.lower()
+    return low == "dev" or "device" in low or low.endswith("_dev")
+
+
+def is_dtype_name(name: str) -> bool:
+    return "dtype" in name.lower()
+
+
+# Fields that never hold child nodes a rule needs: scalars, ``ctx`` markers,
+# operator singletons and import aliases.  Skipping them makes a walk about
+# twice as fast as ``ast.iter_child_nodes``.
+_SKIP_FIELDS = frozenset({
+    "ctx", "id", "attr", "arg", "name", "module", "level", "kind", "n", "s", "conversion",
+    "is_async", "type_comment", "simple", "tag", "op", "ops", "names", "asname", "rest", "kwd_attrs",
+})
+_FIELDS: Dict[type, Tuple[str, ...]] = {ast.Constant: (), ast.Name: ()}
+_LEAVES = frozenset({ast.Constant, ast.Name})
+
+
+def _child_fields(cls: type) -> Tuple[str, ...]:
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = tuple(f for f in cls._fields if f not in _SKIP_FIELDS)
+        _FIELDS[cls] = fields
+    return fields
+
+
+def children(node: ast.AST) -> List[ast.AST]:
+    """The child nodes of ``node`` in source order (may hold None for ``{**d}`` keys)."""
+    out: List[ast.AST] = []
+    fields = _FIELDS.get(node.__class__)
+    if fields is None:
+        fields = _child_fields(node.__class__)
+    for f in fields:
+        v = getattr(node, f, None)
+        if v.__class__ is list:
+            out.extend(v)
+        elif v is not None:
+            out.append(v)
+    return out
+
+
+def _walk_shallow(node: ast.AST):
+    """Yield descendants of ``node`` without entering nested functions/classes."""
+    stack = children(node)
+    skip = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    while stack:
+        n = stack.pop()
+        if n is None:
+            continue
+        yield n
+        if isinstance(n, skip):
+            continue
+        stack.extend(children(n))
+
+
+_is_device_name = is_device_name
+_is_dtype_name = is_dtype_name
+walk_shallow = _walk_shallow
+
+
+# --------------------------------------------------------------------------
+# module facts
+
+
+class ModuleFacts:
+    """Import resolution and class/function facts of one module.
+
+    ``watched``: callee names a rule may care about; ``on_alias(name)`` is
+    called for every local alias of one (``from torch import zeros as Z``).
+    """
+
+    def __init__(self, tree: ast.AST, watched: Set[str] = frozenset(),
+                 on_alias: Optional[Callable[[str], None]] = None):
+        self.tree = tree
+        self._watched = watched
+        self._on_alias = on_alias
+        # alias -> qualified name, e.g. {"T": "torch", "zeros": "torch.zeros"}
+        self.aliases: Dict[str, str] = {}
+        self.torch_alias: Optional[str] = None
+        # Whether the module itself binds a name for ``torch`` (an import at any level).
+        self.binds_torch = False
+        self.classes: Dict[str, ast.ClassDef] = {}
+        # module-level names bound to a device expression
+        self.module_device_names: Dict[str, int] = {}
+
+    def _note_alias(self, name: str, target: str) -> None:
+        if self._on_alias is not None and target.rsplit(".", 1)[-1] in self._watched:
+            self._on_alias(name)
+
+    def add_import(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    self.aliases[a.asname] = a.name
+                else:
+                    top = a.name.split(".")[0]
+                    self.aliases.setdefault(top, top)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                if a.name != "*":
+                    self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                    self._note_alias(a.asname or a.name, f"{node.module}.{a.name}")
+
+    def prescan_module(self, tree: ast.AST) -> None:
+        """Module-level imports and classes (also under top-level if/try/with).
+
+        Imports inside functions are added when the walk reaches them.
+        """
+        stack = list(getattr(tree, "body", []))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                self.add_import(node)
+            elif isinstance(node, ast.ClassDef):
+                self.classes.setdefault(node.name, node)
+            elif isinstance(node, (ast.If, ast.Try, ast.With)) or node.__class__.__name__ == "TryStar":
+                for fld in ("body", "orelse", "finalbody"):
+                    stack.extend(getattr(node, fld, ()) or ())
+                for h in getattr(node, "handlers", ()) or ():
+                    stack.extend(h.body)
+        for name, target in self.aliases.items():
+            self._note_alias(name, target)
+        for name, target in self.aliases.items():
+            if target == "torch":
+                self.torch_alias = name
+                break
+        if self.torch_alias is None and "torch" not in self.aliases:
+            # Code that uses ``torch`` without importing it (snippets, notebooks).
+            self.aliases["torch"] = "torch"
+        for stmt in getattr(tree, "body", []):
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for t in targets:
+                    if isinstance(t, ast.Name) and _is_device_name(t.id):
+                        self.module_device_names.setdefault(t.id, stmt.lineno)
+
+    def resolve(self, node: ast.AST) -> Optional[str]:
+        """Qualified name of a Name/Attribute chain, following imports."""
+        parts: List[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        base = self.aliases.get(node.id)
+        if base is None:
+            return None
+        parts.append(base)
+        return ".".join(reversed(parts))
+
+    def torch_name(self) -> Optional[str]:
+        """How this module spells ``torch`` (None if it cannot)."""
+        if self.torch_alias:
+            return self.torch_alias
+        if self.aliases.get("torch") == "torch":
+            return "torch"
+        return None
+
+    def _class_defines_device(self, cls: ast.ClassDef, seen: Set[str]) -> bool:
+        if cls.name in seen:
+            return False
+        seen.add(cls.name)
+        for stmt in cls.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == "device":
+                return True
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                if any(isinstance(t, ast.Name) and t.id == "device" for t in targets):
+                    return True
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                # ``self.device = ...`` defines it; reading ``self.device`` in the class's own
+                # methods shows that a base (often imported, e.g. a detectron2 meta-architecture)
+                # provides it.
+                for n in _walk_shallow(stmt):
+                    if (
+                        isinstance(n, ast.Attribute)
+                        and n.attr == "device"
+                        and isinstance(n.value, ast.Name)
+                        and n.value.id == "self"
+                    ):
+                        return True
+        for b in cls.bases:
+            name = b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", None)
+            if name in KNOWN_DEVICE_BASES:
+                return True
+            if name in self.classes and self._class_defines_device(self.classes[name], seen):
+                return True
+        return False
+
+    def _class_is_module(self, cls: ast.ClassDef, seen: Set[str]) -> bool:
+        if cls.name in seen:
+            return False
+        seen.add(cls.name)
+        for b in cls.bases:
+            q = self.resolve(b) or ""
+            if q.startswith("torch.nn") or q.endswith("Module") or q.endswith("Backbone"):
+                return True
+            name = b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", None)
+            if name in KNOWN_DEVICE_BASES:
+                return True
+            if name in self.classes and self._class_is_module(self.classes[name], seen):
+                return True
+        return False
+
+    def func_info(self, fn: ast.FunctionDef, class_stack: Sequence[ClassInfo] = ()) -> FuncInfo:
+        """Facts of ``fn``; ``class_stack``: the classes around it, innermost last."""
+        cls = class_stack[-1] if class_stack else None
+        direct_cls = cls if (class_stack and fn in class_stack[-1].node.body) else None
+        a = fn.args
+        positional = [*a.posonlyargs, *a.args]
+        all_args = [*positional, *a.kwonlyargs]
+        if a.vararg:
+            all_args.append(a.vararg)
+        if a.kwarg:
+            all_args.append(a.kwarg)
+        params = {p.arg: p.annotation for p in all_args}
+        is_static = any(
+            (isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod")) for d in fn.decorator_list
+        )
+        first = positional[0].arg if positional else None
+        is_method = direct_cls is not None and not is_static and first == "self"
+        return FuncInfo(fn, direct_cls if is_method else None, self, is_method=is_method, params=params)
+
+    def _scan_function(self, info: FuncInfo) -> None:
+        """Fill a FuncInfo's name facts from one walk over the function body."""
+        fn = info.node
+        device_names, tensor_names, list_names = info._device_names, info._tensor_names, info._list_names
+        str_names = info._str_names
+        for p, d in param_defaults(fn):
+            if isinstance(d, ast.Constant) and isinstance(d.value, str):
+                str_names.add(p.arg)
+        for name in info.params:
+            if _is_device_name(name) and name != "device_ids":
+                device_names[name] = fn.lineno
+        torch = self.torch_name()
+        aware = bool(device_names)
+        for n in _walk_shallow(fn):
+            cls = n.__class__
+            if cls is ast.Attribute:
+                if n.attr == "device":
+                    aware = True
+            elif cls is ast.Assign or cls is ast.AnnAssign or cls is ast.AugAssign:
+                targets = n.targets if cls is ast.Assign else [n.target]
+                value = n.value
+                if cls is ast.Assign and isinstance(value, (ast.Call, ast.Subscript)) and torch is not None:
+                    # ``a, b = torch.min(c, dim=1)`` and ``i = torch.min(c, dim=1)[1]`` bind tensors too
+                    call = value.value if isinstance(value, ast.Subscript) else value
+                    q = self.resolve(call.func) if isinstance(call, ast.Call) else None
+                    if q and q.startswith("torch.") and not q.startswith("torch.device"):
+                        for t in targets:
+                            names = t.elts if isinstance(t, ast.Tuple) else [t]
+                            for e in names:
+                                if isinstance(e, ast.Name):
+                                    tensor_names.setdefault(e.id, n.lineno)
+                for t in targets:
+                    if not isinstance(t, ast.Name):
+                        continue
+                    if isinstance(value, (ast.Constant, ast.JoinedStr)) and (
+                        not isinstance(value, ast.Constant) or isinstance(value.value, str)
+                    ):
+                        str_names.add(t.id)
+                    if _is_device_name(t.id):
+                        device_names.setdefault(t.id, n.lineno)
+                        aware = True
+                    if isinstance(value, (ast.List, ast.ListComp)) or (
+                        isinstance(value, ast.Call)
+                        and (
+                            (isinstance(value.func, ast.Name) and value.func.id == "list")
+                            or (isinstance(value.func, ast.Attribute) and value.func.attr == "tolist")
+                        )
+                    ):
+                        list_names.add(t.id)
+                    if isinstance(value, ast.Call) and torch is not None:
+                        q = self.resolve(value.func) or ""
+                        if q.startswith("torch.") and not q.startswith("torch.device"):
+                            tensor_names.setdefault(t.id, n.lineno)
+            elif cls is ast.Call:
+                f = n.func
+                if isinstance(f, ast.Name) and f.id == "len" and len(n.args) == 1 and isinstance(n.args[0], ast.Name):
+                    list_names.add(n.args[0].id)  # a sized collection: data, not a size
+            elif (cls is ast.For or cls is ast.comprehension) and isinstance(n.iter, ast.Name):
+                list_names.add(n.iter.id)
+        info._device_aware = aware
+
+    def tensor_used_params(self, func: FuncInfo) -> Set[str]:
+        """Parameters used like tensors: ``p.shape``, ``p.device``, ``p[...]``, ``p.sigmoid()``."""
+        if func._tensor_params is not None:
+            return func._tensor_params
+        tensor_attrs = {"shape", "device", "dtype", "size", "sigmoid", "softmax", "flatten", "view",
+                        "reshape", "permute", "transpose", "unsqueeze", "squeeze", "sum", "mean", "detach",
+                        "float", "bool", "long", "clone", "numel", "dim", "new_zeros", "new_ones",
+                        "new_full", "new_empty", "new_tensor", "type_as", "expand", "repeat", "flip"}
+        found: Set[str] = set()
+        for n in _walk_shallow(func.node):
+            if (
+                isinstance(n, ast.Attribute)
+                and isinstance(n.value, ast.Name)
+                and n.value.id in func.params
+                and n.attr in tensor_attrs
+            ):
+                found.add(n.value.id)
+        func._tensor_params = found
+        return found
