@@ -7,22 +7,27 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import os
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from fixers import (
     DEFAULT_MAX_FILE_SIZE,
     REASON_NO_FIX,
     SourceError,
+    SourceFile,
     apply_fixes,
     read_source,
     write_source,
 )
 
+from fixers.files import decode_source
 from fixers.positions import LineIndex
+
+from . import add_noqa, output
 
 from .config import ConfigError, Settings, load_settings, normalize_pattern, split_list
 from .diagnostics import Diagnostic
@@ -34,7 +39,8 @@ EXIT_FOUND = 1
 EXIT_ERROR = 2
 
 DEFAULT_MAX_ROUNDS = 5
-REASON_ROUNDS = "fixes did not settle within {n} rounds"
+REASON_ROUNDS = ("fixes did not settle within {n} rounds (a fix keeps changing its own output); "
+                 "file left unchanged")
 
 
 # --- discovering files ----------------------------------------------------
@@ -109,27 +115,44 @@ class Runner:
         self.disable_noqa = disable_noqa
         self.max_rounds = max_rounds
         self.linter = linter or _default_linter
+        # names a stand-in linter's fixes may use without defining them (tests)
+        self.assumed_names = tuple(getattr(self.linter, "assumed_names", ()))
+        # groups of the last lint with a member filtered out -> why
+        self.blocked_groups: Dict[str, str] = {}
 
     def lint(self, text: str, path: str) -> List[Diagnostic]:
         diags = self.linter(text, path, self.options)
         noqa = NoqaMap(text)
         out = []
+        blocked: Dict[str, str] = {}
         for d in diags:
+            why = None
             if not self.settings.is_selected(d.code, path):
-                continue
-            if not self.disable_noqa and noqa.suppresses(d.span.line, d.code):
-                continue
-            out.append(d)
+                why = f"{d.code} on line {d.span.line} is not selected"
+            elif not self.disable_noqa and noqa.suppresses(d.span.line, d.code):
+                why = f"{d.code} on line {d.span.line} is suppressed by # noqa"
+            if why is None:
+                out.append(d)
+            elif d.fix is not None and d.fix.group is not None:
+                blocked.setdefault(d.fix.group, why)
+        self.blocked_groups = blocked
         out.sort(key=lambda d: (d.span, d.code))
         return out
 
-    def run_file(self, path: str) -> Tuple[FileReport, Optional[object]]:
+    def apply(self, text: str, diags: List[Diagnostic], path: str):
+        """Apply ``diags``' fixes to ``text`` with every post-condition checked."""
+        return apply_fixes(text, diags, unsafe=self.unsafe, filename=path, check_names=True,
+                           builtins=self.assumed_names, blocked_groups=self.blocked_groups)
+
+    def run_file(self, path: str, source: Optional[SourceFile] = None) -> Tuple[FileReport, Optional[object]]:
+        """Lint (and fix) one file; ``source`` is given when the text was read already (stdin)."""
         report = FileReport(path)
-        try:
-            source = read_source(path, self.max_file_size)
-        except SourceError as exc:
-            report.error = f"{path}: {exc}"
-            return report, None
+        if source is None:
+            try:
+                source = read_source(path, self.max_file_size)
+            except SourceError as exc:
+                report.error = f"{path}: {exc}"
+                return report, None
         text = source.text
         report.original = report.text = text
         if not self.disable_noqa and NoqaMap(text).file_ignored:
@@ -150,26 +173,35 @@ class Runner:
             return report, source
 
         reasons: Dict[Tuple, str] = {}
+        first = diags
+        settled = False
         for _round in range(self.max_rounds):
-            result = apply_fixes(text, diags, unsafe=self.unsafe, filename=path)
+            result = self.apply(text, diags, path)
             for d, why in result.skipped:
                 reasons[(d.code, d.span)] = why
             if not result.applied:
+                settled = True
                 break
             try:
                 new_diags = self.lint(result.text, path)
-            except SyntaxError:
+            except (SyntaxError, RecursionError):
                 # never keep a text the engine cannot read
                 for d in result.applied:
                     reasons[(d.code, d.span)] = "fix would not parse"
+                settled = True
                 break
             report.fixed.extend(result.applied)
             text = result.text
             diags = new_diags
-        else:
-            if diags and apply_fixes(text, diags, unsafe=self.unsafe, filename=path).applied:
-                for d in diags:
-                    reasons.setdefault((d.code, d.span), REASON_ROUNDS.format(n=self.max_rounds))
+        if not settled and diags and self.apply(text, diags, path).applied:
+            # The fixes keep rewriting their own output: a rule bug.  Keep the
+            # file as it was and say so for every diagnostic it had, instead
+            # of writing a half-way text and counting one site many times.
+            why = REASON_ROUNDS.format(n=self.max_rounds)
+            report.text = report.original
+            report.fixed = []
+            report.left = [(d, why) for d in first]
+            return report, source
         report.text = text
         report.left = [(d, reasons.get((d.code, d.span)) or self._why_not(d)) for d in diags]
         return report, source
@@ -215,11 +247,13 @@ def _source_lines(text: str, d: Diagnostic) -> List[str]:
     return [line, caret]
 
 
-def _diff(report: FileReport) -> str:
+def _diff(report: FileReport, shown: Optional[str] = None) -> str:
+    """A unified diff ``git apply`` takes: ``a/PATH`` and ``b/PATH``, PATH relative to the current folder."""
     a = report.original.splitlines(True)
     b = report.text.splitlines(True)
+    name = (shown or display_path(report.path)).replace(os.sep, "/")
     out = []
-    for line in difflib.unified_diff(a, b, fromfile="a/" + report.path, tofile="b/" + report.path):
+    for line in difflib.unified_diff(a, b, fromfile="a/" + name, tofile="b/" + name):
         out.append(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n")
     return "".join(out)
 
@@ -276,13 +310,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="flake8-device",
         description="Find and fix hardcoded accelerator devices in PyTorch code.",
     )
-    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: .)")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="files or folders (default: .); '-' reads standard input")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
     mode = p.add_argument_group("modes")
     mode.add_argument("--fix", action="store_true", help="rewrite files in place")
-    mode.add_argument("--diff", action="store_true", help="print a unified diff of the fixes; change nothing")
+    mode.add_argument("--diff", action="store_true",
+                      help="print a unified diff of the fixes (for git apply); change nothing")
     mode.add_argument("--check", action="store_true",
-                      help="exit 1 if fixing would change a file; change nothing")
+                      help="report every diagnostic and exit 1 if there is any; change nothing (wins over --fix)")
     mode.add_argument("--unsafe-fixes", action="store_true", help="also apply fixes marked unsafe")
+    mode.add_argument("--add-noqa", action="store_true",
+                      help="add '# noqa: CODE' comments to the lines with diagnostics")
+    mode.add_argument("--stdin-filename", metavar="PATH",
+                      help="the name of the file read from standard input ('-'): config, per-file-ignores "
+                           "and reports use it")
+    status = p.add_argument_group("exit status").add_mutually_exclusive_group()
+    status.add_argument("--exit-zero", action="store_true",
+                        help="exit 0 even when diagnostics are reported (2 still means an error)")
+    status.add_argument("--exit-non-zero-on-fix", action="store_true",
+                        help="with --fix: exit 1 when a file was changed, even if nothing is left")
     sel = p.add_argument_group("selection")
     for name in ("select", "ignore", "extend-select", "extend-ignore"):
         sel.add_argument(f"--{name}", metavar="CODES",
@@ -297,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--accelerators", "--device-accelerators", dest="accelerators", metavar="NAMES",
                      help="comma-separated device types treated as hardcoded accelerators")
     out = p.add_argument_group("output")
+    out.add_argument("--output-format", choices=output.FORMATS, default="text",
+                     help="how diagnostics are printed (default text)")
+    out.add_argument("--statistics", action="store_true",
+                     help="print the number of diagnostics per code instead of the diagnostics")
+    out.add_argument("--show-fixes", action="store_true",
+                     help="with --fix or --diff: list what was fixed, per file and code")
     out.add_argument("--no-explain", action="store_true",
                      help="do not print, under each diagnostic, which device its fix uses and why")
     out.add_argument("--show-source", action="store_true", help="show the source line of each diagnostic")
@@ -340,22 +393,159 @@ def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings
 
 
+class _PipeGuard:
+    """Standard output that goes quiet, instead of raising, once its reader has gone (``| head``).
+
+    The run goes on (files are still fixed and the exit status still counts);
+    the descriptor is pointed at the null device so the final flush at exit
+    cannot fail either.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def _gone(self) -> None:
+        self.gone = True
+        try:
+            fd = self.stream.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+
+def display_path(path: str) -> str:
+    """The path as reports show it: relative to the current folder when under it, without ``./``."""
+    if path == "-":
+        return path
+    if os.path.isabs(path):
+        try:
+            rel = os.path.relpath(path)
+        except ValueError:  # another drive
+            return path
+        return path if rel.startswith(os.pardir) else rel
+    return os.path.normpath(path)
+
+
+def _text_lines(report: FileReport, path: str, runner: "Runner", args: argparse.Namespace,
+                fixing: bool) -> List[str]:
+    lines = []
+    for d, why in report.left:
+        lines.append(_format(d, path, runner.fixable(d) and not fixing))
+        if not args.no_explain:
+            lines.append(_explain(d, why, fixing))
+        if args.show_source:
+            lines.extend(_source_lines(report.text, d))
+    return lines
+
+
+def _items(report: FileReport, path: str, runner: "Runner", fixing: bool, fmt: str) -> List[output.Item]:
+    diags = [d for d, _ in report.left]
+    rows = add_noqa.noqa_rows(report.text, {d.span.line for d in diags}) if fmt in output.NEEDS_EDITS else {}
+    items = []
+    for d in diags:
+        edits = None
+        if fmt in output.NEEDS_EDITS and d.fix is not None:
+            try:
+                edits = output.fix_edits(report.text, d, diags, path)
+            except Exception:  # a fix the fixer cannot plan: report it without edits
+                edits = None
+        items.append(output.Item(path=path, diag=d, text=report.text,
+                                 fixable=runner.fixable(d) and not fixing,
+                                 edits=edits, noqa_row=rows.get(d.span.line)))
+    return items
+
+
+def _add_noqa(report: FileReport, runner: "Runner") -> Tuple[str, int, List[Tuple[int, str]]]:
+    """The file's text with a ``# noqa`` for each diagnostic left; refuses a text that no longer parses."""
+    from fixers.syntax import parses
+
+    reports = [(d.span.line, d.code) for d, _ in report.left]
+    new, edited, failed = add_noqa.add_noqa(report.text, reports)
+    if new == report.text:
+        return report.text, 0, failed
+    if not parses(new, report.path):
+        return report.text, 0, reports
+    noqa = NoqaMap(new)
+    failed += [(line, code) for line, code in reports
+               if (line, code) not in failed and not noqa.suppresses(line, code)]
+    return new, edited, failed
+
+
+def _show_fixes(reports: List[FileReport], out: TextIO) -> None:
+    fixed = [(r, Counter(d.code for d in r.fixed)) for r in reports if r.fixed and not r.error]
+    total = sum(sum(c.values()) for _, c in fixed)
+    if not total:
+        print("No diagnostics fixed.", file=out)
+        return
+    print(f"Fixed {total} diagnostic(s):", file=out)
+    from .rules import CODES
+
+    for r, counts in fixed:
+        print(f"- {display_path(r.path)}:", file=out)
+        for code, n in sorted(counts.items()):
+            print(f"    {n:>3} \N{MULTIPLICATION SIGN} {code} ({CODES.get(code, code)})", file=out)
+
+
+def _read_stdin(stdin: Optional[BinaryIO], name: str) -> SourceFile:
+    stream = stdin if stdin is not None else sys.stdin.buffer
+    raw = stream.read()
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    return decode_source(name, raw)
+
+
 def main(
     argv: Optional[Sequence[str]] = None,
     *,
     stdout: Optional[TextIO] = None,
     stderr: Optional[TextIO] = None,
+    stdin: Optional[BinaryIO] = None,
     linter: Optional[Linter] = None,
 ) -> int:
-    out = stdout or sys.stdout
+    out: TextIO = _PipeGuard(stdout or sys.stdout)  # type: ignore[assignment]
     err = stderr or sys.stderr
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_ERROR if exc.code not in (0, None) else EXIT_OK
+    if args.version:
+        print(f"flake8-device {output.version()}", file=out)
+        out.flush()
+        return EXIT_OK
     if args.max_rounds < 1:
         print("flake8-device: --max-rounds must be at least 1", file=err)
+        return EXIT_ERROR
+    paths = args.paths or ["."]
+    use_stdin = "-" in paths
+    if use_stdin and len(paths) > 1:
+        print("flake8-device: '-' (standard input) cannot be combined with other paths", file=err)
+        return EXIT_ERROR
+    if args.stdin_filename is not None and not use_stdin:
+        if args.paths:
+            print("flake8-device: --stdin-filename needs '-' as the only path", file=err)
+            return EXIT_ERROR
+        use_stdin = True  # Ruff's rule: --stdin-filename alone reads standard input
+    if args.add_noqa and (args.fix or args.diff):
+        print("flake8-device: --add-noqa cannot be combined with --fix or --diff", file=err)
         return EXIT_ERROR
     try:
         settings = _apply_flags(load_settings(args.config, args.isolated), args)
@@ -363,7 +553,12 @@ def main(
         print(f"flake8-device: {exc}", file=err)
         return EXIT_ERROR
 
-    fixing = args.fix or args.diff or args.check
+    fmt = args.output_format
+    text_format = fmt == "text"
+    # --check reports and changes nothing; with --diff it also prints the diff.
+    diff_mode = args.diff
+    write_mode = args.fix and not args.diff and not args.check and not args.add_noqa
+    fixing = write_mode or diff_mode
     runner = Runner(
         settings,
         fix=fixing,
@@ -373,56 +568,106 @@ def main(
         max_rounds=args.max_rounds,
         linter=linter,
     )
-    paths = args.paths or ["."]
-    errors = 0
+    # With --fix on standard input the fixed text owns standard output.
+    report_out = err if (use_stdin and (write_mode or args.add_noqa)) else out
+    errors: List[str] = []
     reports: List[FileReport] = []
-    for path in paths:
-        if not os.path.lexists(path):
-            print(f"{path}: no such file or directory", file=err)
-            errors += 1
+    items: List[output.Item] = []
     would_change = 0
-    for path in iter_python_files([p for p in paths if os.path.lexists(p)], settings):
+    noqa_added = 0
+
+    def fail(message: str) -> None:
+        print(message, file=err)
+        errors.append(message)
+
+    def jobs() -> Iterator[Tuple[str, Optional[SourceFile]]]:
+        if use_stdin:
+            name = args.stdin_filename or "-"
+            try:
+                source = _read_stdin(stdin, name)
+            except SourceError as exc:
+                fail(f"{name}: {exc}")
+                return
+            if args.stdin_filename is not None and settings.is_excluded(name):
+                if write_mode or args.add_noqa:
+                    out.write(source.text)  # excluded: hand the text back unchanged
+                return
+            yield name, source
+            return
+        for path in paths:
+            if not os.path.lexists(path):
+                fail(f"{path}: no such file or directory")
+        for path in iter_python_files([p for p in paths if os.path.lexists(p)], settings):
+            yield path, None
+
+    for path, given in jobs():
         try:
-            report, source = runner.run_file(path)
+            report, source = runner.run_file(path, given) if given is not None else runner.run_file(path)
         except Exception as exc:  # a bug must not stop the run or lose a file
-            print(f"{path}: internal error: {type(exc).__name__}: {exc}", file=err)
-            errors += 1
+            fail(f"{path}: internal error: {type(exc).__name__}: {exc}")
             continue
         reports.append(report)
+        shown = display_path(path)
         if report.error:
-            print(report.error, file=err)
-            errors += 1
+            if use_stdin and (write_mode or args.add_noqa):
+                out.write(report.original)
+            fail(report.error)
+            continue
+        if args.add_noqa:
+            new, edited, failed = _add_noqa(report, runner)
+            for line, code in failed:
+                fail(f"{shown}:{line}: {code}: no place for a # noqa comment")
+            if edited:
+                if use_stdin:
+                    pass
+                else:
+                    try:
+                        write_source(source, new)
+                    except SourceError as exc:
+                        fail(f"{path}: {exc}")
+                        continue
+                noqa_added += edited
+            if use_stdin:
+                out.write(new)
             continue
         if report.changed:
             would_change += 1
-            if args.diff:
-                out.write(_diff(report))
-            if args.fix and not args.diff and not args.check:
+            if diff_mode:
+                out.write(_diff(report, shown))
+            elif write_mode and use_stdin:
+                pass
+            elif write_mode:
                 try:
                     write_source(source, report.text)
                 except SourceError as exc:
-                    print(f"{path}: {exc}", file=err)
-                    errors += 1
+                    fail(f"{path}: {exc}")
                     report.left.extend((d, f"not written: {exc}") for d in report.fixed)
                     report.fixed = []
+                    report.text = report.original
                     continue
-            elif args.check and not args.quiet:
-                print(f"would fix {path}", file=out)
-        if not args.quiet and not args.diff:
-            shown = report.left
-            for d, why in shown:
-                print(_format(d, path, runner.fixable(d) and not fixing), file=out)
-                if not args.no_explain:
-                    print(_explain(d, why, fixing), file=out)
-                if args.show_source:
-                    for line in _source_lines(report.text, d):
-                        print(line, file=out)
+        if use_stdin and write_mode:
+            out.write(report.text)
+        if args.statistics or not text_format:
+            items.extend(_items(report, shown, runner, fixing, fmt if not args.statistics else "text"))
+        elif not args.quiet and not diff_mode:
+            for line in _text_lines(report, shown, runner, args, fixing):
+                print(line, file=report_out)
 
     left = sum(len(r.left) for r in reports)
     fixed = sum(len(r.fixed) for r in reports)
-    if not args.quiet:
-        if args.fix and not args.diff and not args.check and fixed:
-            print(f"Fixed {fixed} diagnostic(s) in {would_change} file(s); {left} left.", file=out)
+    found = sum(len(r.found) for r in reports)
+    # What goes to standard output in a structured format is only that format.
+    side = report_out if text_format else err
+    if args.statistics:
+        report_out.write(output.write_statistics(items, fmt))
+    elif not text_format:
+        report_out.write(output.WRITERS[fmt](items, errors=errors))
+    if args.add_noqa:
+        if not args.quiet:
+            print(f"Added {noqa_added} noqa directive(s).", file=err if use_stdin else side)
+    elif not args.quiet and text_format and not args.statistics:
+        if write_mode and fixed:
+            print(f"Fixed {fixed} diagnostic(s) in {would_change} file(s); {left} left.", file=report_out)
         elif not fixing:
             n_fix = sum(1 for r in reports for d, _ in r.left if runner.fixable(d))
             n_unsafe = sum(
@@ -430,16 +675,23 @@ def main(
                 if d.fix is not None and not d.fix.safe and not args.unsafe_fixes
             )
             if n_fix:
-                print(f"[*] {n_fix} fixable with --fix.", file=out)
+                print(f"[*] {n_fix} fixable with --fix.", file=report_out)
             if n_unsafe:
-                print(f"{n_unsafe} more fixable with --fix --unsafe-fixes.", file=out)
+                print(f"{n_unsafe} more fixable with --fix --unsafe-fixes.", file=report_out)
+    if args.show_fixes and fixing:
+        _show_fixes(reports, err if (diff_mode or use_stdin or not text_format) else out)
     if args.summary:
-        _summary(reports, out)
+        _summary(reports, side)
+    out.flush()
 
     if errors:
         return EXIT_ERROR
-    if args.check or args.diff:
-        return EXIT_FOUND if would_change else EXIT_OK
+    if args.exit_zero or args.add_noqa:
+        return EXIT_OK
+    if diff_mode:
+        return EXIT_FOUND if would_change or (args.check and found) else EXIT_OK
+    if write_mode:
+        return EXIT_FOUND if left or (args.exit_non_zero_on_fix and would_change) else EXIT_OK
     return EXIT_FOUND if left else EXIT_OK
 
 

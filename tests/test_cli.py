@@ -79,14 +79,20 @@ def test_diff_prints_and_changes_nothing(project):
     assert '-x = t.to("cuda")\n+x = t.to(dev)\n' in out
 
 
-def test_check_exit_codes(project):
+def test_check_reports_everything_and_changes_nothing(project):
     f = write(project / "m.py", 'x = t.to("cuda")\n')
     code, out, _ = run(["--isolated", "--check", "m.py"])
-    assert code == 1 and "would fix m.py" in out
+    assert code == 1 and 'm.py:1:10: DEV001 [*] hardcoded device "cuda"' in out
     assert f.read_text() == 'x = t.to("cuda")\n'
-    write(project / "ok.py", "x = nofix\n")
-    code, _, _ = run(["--isolated", "--check", "ok.py"])
-    assert code == 0  # nothing would change (unfixable diagnostics do not count)
+    # an unfixable diagnostic fails the check too (it is what CI must see)
+    g = write(project / "nf.py", "x = nofix\n")
+    code, out, _ = run(["--isolated", "--check", "nf.py"])
+    assert code == 1 and "nf.py:1:5: DEV003 cannot be fixed" in out
+    # --check wins over --fix: nothing is written
+    code, _, _ = run(["--isolated", "--check", "--fix", "m.py"])
+    assert code == 1 and f.read_text() == 'x = t.to("cuda")\n'
+    write(project / "ok.py", "x = 1\n")
+    assert run(["--isolated", "--check", "ok.py"])[0] == 0
 
 
 def test_unsafe_fixes_need_flag(project):
@@ -227,7 +233,8 @@ def test_directory_walk_and_excludes(project):
         write(project / rel, 'x = "cuda"\n')
     _, out, _ = run(["--isolated", "--extend-exclude", "skipme", "."])
     files = sorted({line.split(":")[0] for line in out.splitlines() if ":" in line and "DEV" in line})
-    assert files == [os.path.join(".", "pkg", "a.py"), os.path.join(".", "pkg", "sub", "b.py")]
+    # shown relative to the current folder, without "./" (as Ruff shows them and as git apply reads them)
+    assert files == [os.path.join("pkg", "a.py"), os.path.join("pkg", "sub", "b.py")]
     _, out, _ = run(["--isolated", "--exclude", "sub", "pkg"])
     assert "b.py" not in out and "a.py" in out
 
@@ -320,9 +327,9 @@ def test_real_engine_end_to_end(tmp_path):
     text = f.read_text()
     compile(text, str(f), "exec")
     assert '.to("cuda")' not in text
-    again = subprocess.run(cmd + ["--check", "--unsafe-fixes", str(f)],
+    again = subprocess.run(cmd + ["--diff", "--unsafe-fixes", str(f)],
                            capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert again.returncode == 0, again.stdout  # fixing reached a fixed point
+    assert again.returncode == 0 and again.stdout == "", again.stdout  # fixing reached a fixed point
 
 
 def _unwrap_linter(source, filename, options):
