@@ -17,13 +17,21 @@ from .workspace import MUTATIONS
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
 
+def default_package() -> str:
+    """The bundled model: corpus/dvis_daq in a checkout, flake8_device/bundled/dvis_daq once installed."""
+    if os.path.isfile(os.path.join(DEFAULT_PACKAGE, "__init__.py")):
+        return DEFAULT_PACKAGE
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(here, "bundled", "dvis_daq")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="flake8-device-harness",
         description="Fix a vendored PyTorch model package with flake8-device and prove the fixed code "
                     "computes what the original computes (CPU, virtual accelerator, real GPU).",
     )
-    p.add_argument("--package", default=DEFAULT_PACKAGE, metavar="DIR",
+    p.add_argument("--package", default=default_package(), metavar="DIR",
                    help="the model package folder (default: the bundled corpus/dvis_daq)")
     p.add_argument("--out", default=os.path.join("out", "harness"), metavar="DIR",
                    help="work and report folder (default: out/harness)")
