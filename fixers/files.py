@@ -85,12 +85,24 @@ def decode_source(path: str, raw: bytes) -> SourceFile:
     return SourceFile(path=path, raw=raw, encoding=encoding, text=text)
 
 
+def _unchanged_since_read(source: SourceFile, target: str) -> None:
+    """Raise :class:`SourceError` when the file no longer holds what was read."""
+    try:
+        with open(target, "rb") as fh:
+            now = fh.read(len(source.raw) + 1)
+    except OSError as exc:
+        raise SourceError(f"cannot write: {exc.strerror or exc}") from exc
+    if now != source.raw:
+        raise SourceError("not written: the file changed on disk since it was read")
+
+
 def write_source(source: SourceFile, new_text: str) -> None:
     """Replace the file of ``source`` with ``new_text`` (BOM-less text).
 
     Raises :class:`SourceError` and leaves the file untouched when the text
-    does not parse, cannot be encoded in the file's encoding, or the write
-    fails.
+    does not parse, cannot be encoded in the file's encoding, the file is
+    read-only (no write bit in its mode), the file changed on disk since it
+    was read (a concurrent edit is never overwritten), or the write fails.
     """
     if new_text.startswith("\ufeff"):
         new_text = new_text[1:]
@@ -106,6 +118,11 @@ def write_source(source: SourceFile, new_text: str) -> None:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError as exc:
         raise SourceError(f"cannot write: {exc.strerror or exc}") from exc
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        # The mode bits, not os.access: as root every file is writable, and a
+        # read-only file is someone's decision to keep it as it is.
+        raise SourceError("not written: the file is read-only")
+    _unchanged_since_read(source, target)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(
@@ -116,6 +133,8 @@ def write_source(source: SourceFile, new_text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
+        # the last moment to notice an edit made while the file was fixed
+        _unchanged_since_read(source, target)
         os.replace(tmp, target)
         tmp = None
     except OSError as exc:

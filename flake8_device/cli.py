@@ -31,6 +31,7 @@ from . import add_noqa, output
 
 from .config import ConfigError, Settings, load_settings, normalize_pattern, split_list
 from .diagnostics import Diagnostic
+from .lines import split_lines
 from .noqa import NoqaMap
 from .options import Options
 
@@ -39,25 +40,33 @@ EXIT_FOUND = 1
 EXIT_ERROR = 2
 
 DEFAULT_MAX_ROUNDS = 5
-REASON_ROUNDS = ("fixes did not settle within {n} rounds (a fix keeps changing its own output); "
-                 "file left unchanged")
+REASON_ROUNDS = "fixes did not settle within {n} rounds"
 
 
 # --- discovering files ----------------------------------------------------
 
 
-def iter_python_files(paths: Sequence[str], settings: Settings) -> Iterator[str]:
+def iter_python_files(
+    paths: Sequence[str], settings: Settings, on_error: Optional[Callable[[str], None]] = None
+) -> Iterator[str]:
     """Files named on the command line, and *.py files under named folders.
 
     Folders and files matching the exclude patterns are skipped while
     walking; a file named explicitly is skipped too when it matches (as
-    flake8 does).
+    flake8 does).  A folder that cannot be listed is passed to ``on_error``
+    as a one-line message (the command exits 2), never skipped silently.
+    Symlinked folders are not followed.
     """
+
+    def walk_error(exc: OSError) -> None:
+        if on_error is not None:
+            on_error(f"{exc.filename or '?'}: cannot read directory: {exc.strerror or exc}")
+
     for path in paths:
         if os.path.isdir(path):
             if settings.is_excluded(path) and os.path.abspath(path) != os.path.abspath("."):
                 continue
-            for root, dirs, files in os.walk(path):
+            for root, dirs, files in os.walk(path, onerror=walk_error):
                 dirs[:] = sorted(d for d in dirs if not settings.is_excluded(os.path.join(root, d)))
                 for name in sorted(files):
                     full = os.path.join(root, name)
@@ -66,6 +75,27 @@ def iter_python_files(paths: Sequence[str], settings: Settings) -> Iterator[str]
         else:
             if not settings.is_excluded(path):
                 yield path
+
+
+def given_roots(paths: Sequence[str]) -> List[str]:
+    """Real folders the files reached from ``paths`` may be written in: each
+    folder given, and the folder each given file is named in."""
+    roots = []
+    for path in paths:
+        if os.path.isdir(path):
+            roots.append(os.path.realpath(path))
+        else:
+            roots.append(os.path.realpath(os.path.dirname(os.path.abspath(path))))
+    return roots
+
+
+def write_checked(source: SourceFile, text: str, roots: Sequence[str]) -> None:
+    """:func:`fixers.write_source`, refusing a file whose real path, through a
+    symlink, lies outside every one of ``roots``."""
+    real = os.path.realpath(source.path)
+    if roots and not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+        raise SourceError(f"not written: it is a symlink to {real}, outside the paths given")
+    write_source(source, text)
 
 
 # --- one file ---------------------------------------------------------------
@@ -173,7 +203,6 @@ class Runner:
             return report, source
 
         reasons: Dict[Tuple, str] = {}
-        first = diags
         settled = False
         for _round in range(self.max_rounds):
             result = self.apply(text, diags, path)
@@ -193,15 +222,13 @@ class Runner:
             report.fixed.extend(result.applied)
             text = result.text
             diags = new_diags
-        if not settled and diags and self.apply(text, diags, path).applied:
-            # The fixes keep rewriting their own output: a rule bug.  Keep the
-            # file as it was and say so for every diagnostic it had, instead
-            # of writing a half-way text and counting one site many times.
-            why = REASON_ROUNDS.format(n=self.max_rounds)
-            report.text = report.original
-            report.fixed = []
-            report.left = [(d, why) for d in first]
-            return report, source
+        if not settled and diags:
+            # Still changing after the last round (ruff keeps the progress too):
+            # the diagnostics a further round would fix say so.
+            again = {(d.code, d.span) for d in self.apply(text, diags, path).applied}
+            for d in diags:
+                if (d.code, d.span) in again:
+                    reasons[(d.code, d.span)] = REASON_ROUNDS.format(n=self.max_rounds)
         report.text = text
         report.left = [(d, reasons.get((d.code, d.span)) or self._why_not(d)) for d in diags]
         return report, source
@@ -249,8 +276,8 @@ def _source_lines(text: str, d: Diagnostic) -> List[str]:
 
 def _diff(report: FileReport, shown: Optional[str] = None) -> str:
     """A unified diff ``git apply`` takes: ``a/PATH`` and ``b/PATH``, PATH relative to the current folder."""
-    a = report.original.splitlines(True)
-    b = report.text.splitlines(True)
+    a = split_lines(report.original)
+    b = split_lines(report.text)
     name = (shown or display_path(report.path)).replace(os.sep, "/")
     out = []
     for line in difflib.unified_diff(a, b, fromfile="a/" + name, tofile="b/" + name):
@@ -580,6 +607,8 @@ def main(
         print(message, file=err)
         errors.append(message)
 
+    roots = given_roots([p for p in paths if os.path.lexists(p)])
+
     def jobs() -> Iterator[Tuple[str, Optional[SourceFile]]]:
         if use_stdin:
             name = args.stdin_filename or "-"
@@ -597,7 +626,7 @@ def main(
         for path in paths:
             if not os.path.lexists(path):
                 fail(f"{path}: no such file or directory")
-        for path in iter_python_files([p for p in paths if os.path.lexists(p)], settings):
+        for path in iter_python_files([p for p in paths if os.path.lexists(p)], settings, on_error=fail):
             yield path, None
 
     for path, given in jobs():
@@ -622,7 +651,7 @@ def main(
                     pass
                 else:
                     try:
-                        write_source(source, new)
+                        write_checked(source, new, roots)
                     except SourceError as exc:
                         fail(f"{path}: {exc}")
                         continue
@@ -638,7 +667,7 @@ def main(
                 pass
             elif write_mode:
                 try:
-                    write_source(source, report.text)
+                    write_checked(source, report.text, roots)
                 except SourceError as exc:
                     fail(f"{path}: {exc}")
                     report.left.extend((d, f"not written: {exc}") for d in report.fixed)

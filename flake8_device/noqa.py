@@ -22,6 +22,8 @@ import re
 import tokenize
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from .lines import split_lines as _split_lines
+
 NOQA_INLINE = re.compile(
     r"# noqa(?::[\s]?(?P<codes>([A-Z]+[0-9]+(?:[,\s]+)?)+))?",
     re.IGNORECASE,
@@ -31,8 +33,9 @@ _SPLIT = re.compile(r"[,\s]")
 
 
 def split_lines(text: str) -> List[str]:
-    """Physical lines of ``text`` with their terminators, as flake8 reads them."""
-    return io.StringIO(text, newline=None).readlines() if "\r" in text else text.splitlines(True)
+    """Physical lines of ``text`` with their terminators, as flake8 reads them
+    (only ``\r\n``, ``\r`` and ``\n`` end a line; see :mod:`flake8_device.lines`)."""
+    return _split_lines(text)
 
 
 def file_is_ignored(lines: Sequence[str]) -> bool:

@@ -37,6 +37,7 @@ from urllib.parse import quote
 from fixers.positions import LineIndex
 
 from .diagnostics import Diagnostic
+from .lines import split_lines
 
 FORMATS = ("text", "json", "json-lines", "sarif", "github", "gitlab", "pylint")
 
@@ -111,8 +112,8 @@ def text_edits(old: str, new: str) -> List[Edit]:
     """
     if old == new:
         return []
-    a = old.splitlines(True)
-    b = new.splitlines(True)
+    a = split_lines(old)  # the lines LineIndex counts (not str.splitlines)
+    b = split_lines(new)
     starts = [0]
     for line in a:
         starts.append(starts[-1] + len(line))

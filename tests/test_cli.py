@@ -193,6 +193,7 @@ def test_config_file_options(project):
         seen["options"] = options
         return toy_linter(source, filename, options)
 
+    linter.assumed_names = toy_linter.assumed_names  # the toy's fix names count as defined
     code, out, _ = run(["--fix", "."], linter=linter)
     assert code == 0
     assert (project / "a.py").read_text() == "x = t.to(self.device)\ny = nofix\n"
@@ -204,10 +205,11 @@ def test_config_file_options(project):
 
 def test_command_line_overrides_config(project):
     write(project / "tox.ini", "[flake8]\nignore = DEV001\ndevice-expr = cfg_dev\n")
-    f = write(project / "a.py", 'x = t.to("cuda")\n')
+    f = write(project / "a.py", 't = 0\nx = t.to("cuda")\n')
     assert run(["a.py"])[0] == 0
-    code, _, _ = run(["--ignore", "", "--device-expr", "x.device", "--fix", "a.py"])
-    assert code == 0 and f.read_text() == "x = t.to(x.device)\n"
+    # (x.device would be dropped: x is not defined yet where the fix goes)
+    code, _, _ = run(["--ignore", "", "--device-expr", "t.device", "--fix", "a.py"])
+    assert code == 0 and f.read_text() == "t = 0\nx = t.to(t.device)\n"
 
 
 def test_config_select_with_dev_codes_restricts(project):
@@ -281,6 +283,7 @@ def test_internal_error_does_not_stop_the_run(project):
             raise RuntimeError("boom")
         return toy_linter(source, filename, options)
 
+    linter.assumed_names = toy_linter.assumed_names  # the toy's fix names count as defined
     code, _, err = run(["--isolated", "--fix", "a.py", "b.py"], linter=linter)
     assert code == 2 and "a.py: internal error: RuntimeError: boom" in err
     assert b.read_text() == "x = dev\n"
