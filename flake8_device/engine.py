@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Set, Tuple
 
 from . import rules
 from .diagnostics import Diagnostic, Span
+from .lines import split_lines
 from .facts import (  # noqa: F401  (ClassInfo, FuncInfo, param_defaults... are re-exported)
     _DEVICE_PREFIX,
     _DEVICE_STR,
@@ -385,5 +386,6 @@ def check_source(source: str, filename: str = "<string>", options: Optional[Opti
     if tree is None:
         tree = ast.parse(source, filename=filename)
     if lines is None:
-        lines = source.splitlines(keepends=True)
+        # not str.splitlines: it also splits at form feeds, U+2028... (see lines.py)
+        lines = split_lines(source)
     return Checker(tree, lines, options or Options(), filename, fixes=fixes).run()
