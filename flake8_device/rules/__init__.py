@@ -9,6 +9,7 @@ DEV003   hardcoded accelerator in a constructor / CUDA tensor types   constructo
 DEV004   accelerator string as default, device-like argument, const   defaults
 DEV005   CUDA-only autocast / AMP                                     amp
 DEV006   ``torch.load`` without ``map_location``                      amp
+DEV009   compiled-extension import with an unreachable fallback       extensions
 DEV101   device-less factory immediately moved                        factories
 DEV102   device-less factory in device-aware code (default-ignored)  factories
 DEV103   legacy typed constructors (``torch.IntTensor``...)           factories
@@ -20,7 +21,7 @@ from __future__ import annotations
 import ast
 
 from ..names import DTYPE_METHODS, FACTORIES, LEGACY_CTORS
-from . import amp, constructors, defaults, factories, placement
+from . import amp, constructors, defaults, extensions, factories, placement
 
 CODES = {
     "DEV001": "hardcoded accelerator device in a placement call",
@@ -29,6 +30,7 @@ CODES = {
     "DEV004": "accelerator string as a default, device-like argument or constant",
     "DEV005": "CUDA-only autocast/AMP",
     "DEV006": "torch.load without map_location",
+    "DEV009": "compiled-extension import whose PyTorch fallback cannot run",
     "DEV101": "device-less tensor factory immediately moved",
     "DEV102": "device-less tensor factory in device-aware code",
     "DEV103": "legacy tensor constructor",
@@ -121,3 +123,8 @@ def check_assign(ck, node) -> None:
 
 def check_import(ck, node) -> None:
     amp.check_import(ck, node)
+
+
+def check_module(ck, tree) -> None:
+    """Rules that look at a module's top-level statements as a whole."""
+    extensions.check_module(ck, tree)
