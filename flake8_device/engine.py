@@ -10,7 +10,7 @@ and which device expressions are in scope for a fix.  Rules live in
 from __future__ import annotations
 
 import ast
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import rules
 from .diagnostics import Diagnostic, Span
@@ -67,6 +67,13 @@ class Checker:
         # ids of nodes already reported as part of a bigger diagnostic
         self.handled: Set[int] = set()
         self._property_added: Set[int] = set()
+        # Scratch space a rule may keep facts of this run in (keyed by rule-chosen names).
+        self.rule_state: Dict[str, Any] = {}
+        self._refusal: Optional[Tuple[int, str]] = None
+        self._new_device: Optional[Tuple[int, str]] = None
+        self._module_device: Optional[str] = None
+        self._module_device_defined = False
+        self.module_names = self.facts.module_names
 
     # ---- entry -----------------------------------------------------------
     def run(self) -> List[Diagnostic]:
@@ -80,14 +87,50 @@ class Checker:
         span = node_or_span if isinstance(node_or_span, Span) else Span.of(node_or_span)
         if not self.fixes:
             fix = no_fix_reason = None
-        elif fix is None and no_fix_reason is None:
-            no_fix_reason = "no automatic fix for this pattern"
+        else:
+            fix, no_fix_reason = inference.finish_fix(self, code, span.line, fix, no_fix_reason)
+            if fix is None and no_fix_reason is None:
+                no_fix_reason = "no automatic fix for this pattern"
         self.diagnostics.append(Diagnostic(code, message, span, fix, no_fix_reason))
+
+    # ---- per-statement notes from device inference (consumed by report) --------
+    def refuse_device_expr(self, why: str) -> None:
+        self._refusal = (id(self.statement), why)
+
+    def take_device_expr_refusal(self) -> Optional[str]:
+        note, self._refusal = self._refusal, None
+        return note[1] if note is not None and note[0] == id(self.statement) else None
+
+    def note_new_device(self, name: str) -> None:
+        self._new_device = (id(self.statement), name)
+
+    def take_new_device(self) -> Optional[str]:
+        note, self._new_device = self._new_device, None
+        return note[1] if note is not None and note[0] == id(self.statement) else None
+
+    def claimed_module_device(self) -> Optional[str]:
+        return self._module_device
+
+    def claim_module_device(self, name: str) -> bool:
+        """Record that this run defines the module device ``name``; False if a fix already does."""
+        if self._module_device_defined:
+            return False
+        self._module_device, self._module_device_defined = name, True
+        return True
 
     # ---- name resolution (flake8_device.facts) -----------------------------
     @property
     def torch_alias(self) -> Optional[str]:
         return self.facts.torch_alias
+
+    @property
+    def binds_torch(self) -> bool:
+        """Whether an import binds the name ``torch`` to the module."""
+        return self.facts.binds_torch
+
+    def import_of(self, name: str) -> Optional[ast.stmt]:
+        """The import statement that binds ``name``, if any."""
+        return self.facts.import_nodes.get(name)
 
     def _add_import(self, node: ast.AST) -> None:
         self.facts.add_import(node)
@@ -352,9 +395,9 @@ class Checker:
 
     # ---- device inference (flake8_device.inference) --------------------------
     def infer_device(self, at: ast.AST, exclude_roots: Set[str] = frozenset(),
-                     allow_add_property: bool = True) -> Optional[DeviceChoice]:
+                     allow_add_property: bool = True, allow_new_device: bool = False) -> Optional[DeviceChoice]:
         """Choose a device expression for a fix at ``at`` (see :func:`inference.infer_device`)."""
-        return inference.infer_device(self, at, exclude_roots, allow_add_property)
+        return inference.infer_device(self, at, exclude_roots, allow_add_property, allow_new_device)
 
     def availability_expr(self, node: ast.AST, dev_type: str) -> Optional[str]:
         """``"cuda" if torch.cuda.is_available() else "cpu"`` for the literal at ``node``."""
