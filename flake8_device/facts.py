@@ -33,6 +33,7 @@ class ClassInfo:
         self._checker = checker
         self._has_device: Optional[bool] = None
         self._is_module: Optional[bool] = None
+        self._tensor_attrs: Optional[Set[str]] = None
 
     @property
     def has_device(self) -> bool:
@@ -46,6 +47,14 @@ class ClassInfo:
         if self._is_module is None:
             self._is_module = self._checker._class_is_module(self.node, set())
         return self._is_module
+
+    @property
+    def tensor_attrs(self) -> Set[str]:
+        """``self.<name>`` attributes known to hold tensors: set from a torch call,
+        ``nn.Parameter(...)``, or registered with ``register_buffer``/``register_parameter``."""
+        if self._tensor_attrs is None:
+            self._tensor_attrs = self._checker._class_tensor_attrs(self.node)
+        return self._tensor_attrs
 
 
 class FuncInfo:
@@ -63,6 +72,8 @@ class FuncInfo:
         self._tensor_names: Dict[str, int] = {}
         self._list_names: Set[str] = set()
         self._str_names: Set[str] = set()
+        self._int_names: Set[str] = set()
+        self._bound_names: Set[str] = set()
         self._device_aware = False
         self._tensor_params: Optional[Set[str]] = None
 
@@ -94,6 +105,18 @@ class FuncInfo:
         """Names bound to a string (or defaulting to one): as a ``.to()`` argument, a device."""
         self._scan()
         return self._str_names
+
+    @property
+    def int_names(self) -> Set[str]:
+        """Names with integer-only evidence (``n = 3``, ``len(x)``, ``x.shape[0]``, ``n: int``)."""
+        self._scan()
+        return self._int_names
+
+    @property
+    def bound_names(self) -> Set[str]:
+        """Every name the function binds: parameters, assignments, loop targets, imports, defs."""
+        self._scan()
+        return self._bound_names
 
     @property
     def device_aware(self) -> bool:
@@ -169,6 +192,48 @@ def _walk_shallow(node: ast.AST):
 
 
 _is_device_name = is_device_name
+
+
+_INT_CALLS = frozenset({"len", "int", "round", "max", "min", "sum", "abs"})
+
+# Attributes only a tensor has (not a numpy array, an nn.Module or a config
+# object): reading one of them on a name is evidence that the name is a tensor.
+TENSOR_ONLY_ATTRS = frozenset({
+    "device", "is_cuda", "sigmoid", "softmax", "log_softmax", "permute", "unsqueeze", "detach", "numel",
+    "dim", "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "type_as", "expand", "expand_as",
+    "masked_fill", "index_select", "long", "bool", "flip", "data_ptr", "is_contiguous",
+})
+
+
+def is_int_expr(node: ast.AST, int_names: Set[str] = frozenset()) -> bool:
+    """Whether ``node`` evaluates to an integer by its form alone.
+
+    ``3``, ``len(x)``, ``int(x)``, ``x.numel()``, ``x.size(0)``, ``x.shape[0]``,
+    a name in ``int_names``, and arithmetic (``+ - * // %``) of those.
+    """
+    cls = node.__class__
+    if cls is ast.Constant:
+        return type(node.value) is int
+    if cls is ast.Name:
+        return node.id in int_names
+    if cls is ast.BinOp:
+        return isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)) and is_int_expr(
+            node.left, int_names) and is_int_expr(node.right, int_names)
+    if cls is ast.UnaryOp:
+        return isinstance(node.op, ast.USub) and is_int_expr(node.operand, int_names)
+    if cls is ast.Call:
+        f = node.func
+        if isinstance(f, ast.Name) and f.id in ("len", "int"):
+            return True
+        if isinstance(f, ast.Name) and f.id in _INT_CALLS and node.args:
+            return all(is_int_expr(a, int_names) for a in node.args)
+        if isinstance(f, ast.Attribute) and f.attr in ("numel", "dim"):
+            return not node.args
+        return isinstance(f, ast.Attribute) and f.attr == "size" and len(node.args) == 1 and not node.keywords
+    if cls is ast.Subscript:
+        v = node.value
+        return isinstance(v, ast.Attribute) and v.attr == "shape" and not isinstance(node.slice, ast.Slice)
+    return False
 _is_dtype_name = is_dtype_name
 walk_shallow = _walk_shallow
 
@@ -192,11 +257,17 @@ class ModuleFacts:
         # alias -> qualified name, e.g. {"T": "torch", "zeros": "torch.zeros"}
         self.aliases: Dict[str, str] = {}
         self.torch_alias: Optional[str] = None
-        # Whether the module itself binds a name for ``torch`` (an import at any level).
+        # Whether an import of the module binds the name ``torch`` itself.
         self.binds_torch = False
+        # local name -> the import statement that binds it
+        self.import_nodes: Dict[str, ast.stmt] = {}
         self.classes: Dict[str, ast.ClassDef] = {}
         # module-level names bound to a device expression
         self.module_device_names: Dict[str, int] = {}
+        # every name bound at module level (assignments, defs, classes, imports) -> first line
+        self.module_names: Dict[str, int] = {}
+        # the last statement of the imports that open the module (after a docstring)
+        self.leading_imports_end: Optional[ast.stmt] = None
 
     def _note_alias(self, name: str, target: str) -> None:
         if self._on_alias is not None and target.rsplit(".", 1)[-1] in self._watched:
@@ -207,13 +278,18 @@ class ModuleFacts:
             for a in node.names:
                 if a.asname:
                     self.aliases[a.asname] = a.name
+                    self.import_nodes[a.asname] = node
                 else:
                     top = a.name.split(".")[0]
                     self.aliases.setdefault(top, top)
+                    self.import_nodes.setdefault(top, node)
+                    if top == "torch":
+                        self.binds_torch = True
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             for a in node.names:
                 if a.name != "*":
                     self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                    self.import_nodes[a.asname or a.name] = node
                     self._note_alias(a.asname or a.name, f"{node.module}.{a.name}")
 
     def prescan_module(self, tree: ast.AST) -> None:
@@ -248,6 +324,37 @@ class ModuleFacts:
                 for t in targets:
                     if isinstance(t, ast.Name) and _is_device_name(t.id):
                         self.module_device_names.setdefault(t.id, stmt.lineno)
+        self._module_bindings(tree)
+
+    def _module_bindings(self, tree: ast.AST) -> None:
+        """Fill ``module_names`` and ``leading_imports_end``."""
+        names = self.module_names
+        body = list(getattr(tree, "body", []))
+        opening = True
+        for i, stmt in enumerate(body):
+            is_doc = i == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) \
+                and isinstance(stmt.value.value, str)
+            if opening and isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                self.leading_imports_end = stmt
+            elif not is_doc:
+                opening = False
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.setdefault(stmt.name, stmt.lineno)
+                continue
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                for a in stmt.names:
+                    if a.name != "*":
+                        names.setdefault(a.asname or a.name.split(".")[0], stmt.lineno)
+                continue
+            for n in _walk_shallow(stmt) if not isinstance(stmt, ast.Expr) else ():
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    names.setdefault(n.id, stmt.lineno)
+                elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.setdefault(n.name, stmt.lineno)
+                elif isinstance(n, (ast.Import, ast.ImportFrom)):
+                    for a in n.names:
+                        if a.name != "*":
+                            names.setdefault(a.asname or a.name.split(".")[0], stmt.lineno)
 
     def resolve(self, node: ast.AST) -> Optional[str]:
         """Qualified name of a Name/Attribute chain, following imports."""
@@ -302,6 +409,31 @@ class ModuleFacts:
                 return True
         return False
 
+    def _class_tensor_attrs(self, cls: ast.ClassDef) -> Set[str]:
+        found: Set[str] = set()
+        for stmt in cls.body:
+            if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for n in _walk_shallow(stmt):
+                if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call):
+                    q = self.resolve(n.value.func) or ""
+                    if q.startswith("torch.") and not q.startswith("torch.device") and (
+                        q.rsplit(".", 1)[-1][:1].islower() or q.endswith("Parameter")
+                    ):
+                        for t in n.targets:
+                            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                                found.add(t.attr)
+                elif (
+                    isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Attribute)
+                    and n.func.attr in ("register_buffer", "register_parameter")
+                    and n.args
+                    and isinstance(n.args[0], ast.Constant)
+                    and isinstance(n.args[0].value, str)
+                ):
+                    found.add(n.args[0].value)
+        return found
+
     def _class_is_module(self, cls: ast.ClassDef, seen: Set[str]) -> bool:
         if cls.name in seen:
             return False
@@ -341,9 +473,16 @@ class ModuleFacts:
         fn = info.node
         device_names, tensor_names, list_names = info._device_names, info._tensor_names, info._list_names
         str_names = info._str_names
+        int_names, bound = info._int_names, info._bound_names
+        bound.update(info.params)
         for p, d in param_defaults(fn):
             if isinstance(d, ast.Constant) and isinstance(d.value, str):
                 str_names.add(p.arg)
+            elif isinstance(d, ast.Constant) and type(d.value) is int:
+                int_names.add(p.arg)
+        for name, ann in info.params.items():
+            if isinstance(ann, ast.Name) and ann.id == "int":
+                int_names.add(name)
         for name in info.params:
             if _is_device_name(name) and name != "device_ids":
                 device_names[name] = fn.lineno
@@ -370,6 +509,8 @@ class ModuleFacts:
                 for t in targets:
                     if not isinstance(t, ast.Name):
                         continue
+                    if is_int_expr(value, int_names):
+                        int_names.add(t.id)
                     if isinstance(value, (ast.Constant, ast.JoinedStr)) and (
                         not isinstance(value, ast.Constant) or isinstance(value.value, str)
                     ):
@@ -395,16 +536,21 @@ class ModuleFacts:
                     list_names.add(n.args[0].id)  # a sized collection: data, not a size
             elif (cls is ast.For or cls is ast.comprehension) and isinstance(n.iter, ast.Name):
                 list_names.add(n.iter.id)
+            elif cls is ast.Name:
+                if n.ctx.__class__ is ast.Store:
+                    bound.add(n.id)
+            elif cls is ast.FunctionDef or cls is ast.AsyncFunctionDef or cls is ast.ClassDef:
+                bound.add(n.name)
+            elif cls is ast.Import or cls is ast.ImportFrom:
+                for a in n.names:
+                    bound.add(a.asname or a.name.split(".")[0])
         info._device_aware = aware
 
     def tensor_used_params(self, func: FuncInfo) -> Set[str]:
-        """Parameters used like tensors: ``p.shape``, ``p.device``, ``p[...]``, ``p.sigmoid()``."""
+        """Parameters read through an attribute only a tensor has: ``p.device``, ``p.sigmoid()``, ``p.unsqueeze``..."""
         if func._tensor_params is not None:
             return func._tensor_params
-        tensor_attrs = {"shape", "device", "dtype", "size", "sigmoid", "softmax", "flatten", "view",
-                        "reshape", "permute", "transpose", "unsqueeze", "squeeze", "sum", "mean", "detach",
-                        "float", "bool", "long", "clone", "numel", "dim", "new_zeros", "new_ones",
-                        "new_full", "new_empty", "new_tensor", "type_as", "expand", "repeat", "flip"}
+        tensor_attrs = TENSOR_ONLY_ATTRS
         found: Set[str] = set()
         for n in _walk_shallow(func.node):
             if (

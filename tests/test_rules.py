@@ -138,7 +138,7 @@ def test_flake8_per_file_ignores_and_config(tmp_path):
 
 
 def test_device_expr_option_reaches_fixes(tmp_path):
-    src = "import torch\nx = torch.ones(2).to('cuda')\n"
+    src = "import torch\nDEV = torch.device('cpu')\nx = torch.ones(2).to('cuda')\n"
     [d] = check_source(src, options=Options(device_expr="DEV"))
     assert d.fix is not None and "DEV" in d.fix.ops[-1].keywords[-1][1]
 

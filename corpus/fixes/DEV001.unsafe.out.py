@@ -2,6 +2,9 @@ import torch
 from torch import nn
 
 
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 class Meta(nn.Module):
     @property
     def device(self):
@@ -24,4 +27,4 @@ def chunked(mask: torch.Tensor, embeds: torch.Tensor):
 
 
 def nothing_to_follow(x):
-    return x.to("cuda")
+    return x.to(DEVICE)

@@ -4,26 +4,69 @@ from __future__ import annotations
 
 import ast
 
+from typing import Optional
+
 from ..diagnostics import Fix, ReplaceNode, RewriteCall, Span
+from ..names import AVAILABILITY_EXPR
 from .common import has_star, kw
 
 _AMP_NAMES = ("autocast", "GradScaler", "custom_fwd", "custom_bwd")
+# Names whose calls the fix rewrites (custom_fwd/custom_bwd need a device_type chosen by hand).
+_CALL_FIXABLE = ("autocast", "GradScaler")
+
+# Numerics: ``torch.cuda.amp.autocast()`` disables itself where CUDA is missing
+# (the block then computes in float32), and CUDA autocast never touches CPU
+# tensors.  ``torch.amp.autocast("cpu")`` would instead compute in bfloat16 on
+# the CPU.  So the faithful fix keeps CUDA autocast and enables it only where
+# CUDA is available: the same dtypes as the original on every machine, without
+# the warning.  GradScaler likewise: enabled only where CUDA is available (a
+# CPU GradScaler would scale the loss and skip steps the original took).
+_NUMERICS = "enabled only where CUDA is available, so every machine computes in the same dtypes as before"
 
 
-def _device_type_expr(ck, node) -> tuple:
-    """A device-type expression for autocast/GradScaler: (expr, reason, safe)."""
-    choice = ck.infer_device(node, allow_add_property=False)
-    if choice is not None and choice.safe:
-        expr = choice.expr
-        if expr.endswith(".device"):
-            return f"{expr}.type", choice.reason, True
-        torch = ck.torch_name() or "torch"
-        return f"{torch}.device({expr}).type", choice.reason, True
-    torch = ck.torch_name()
-    if torch is None:
-        return None, None, False
-    return (f'"cuda" if {torch}.cuda.is_available() else "cpu"',
-            "no device source in scope: CUDA when available, else the CPU", True)
+def _availability(ck, dev_type: str = "cuda"):
+    tmpl = AVAILABILITY_EXPR.get(dev_type)
+    return tmpl.format(torch=ck.torch_name() or "torch") if tmpl else None
+
+
+def _enabled_guarded(ck, node: ast.Call) -> bool:
+    """``enabled=False`` or ``enabled=<availability check>``: the call is device-aware already."""
+    k = kw(node, "enabled")
+    if k is None:
+        return False
+    v = k.value
+    return (isinstance(v, ast.Constant) and v.value is False) or ck.guard_polarity(v) > 0
+
+
+def _enabled_text(ck, node: ast.Call, avail: str):
+    """The ``enabled=`` value that keeps the original's behaviour (None: keep the argument as it is)."""
+    k = kw(node, "enabled")
+    if k is None or (isinstance(k.value, ast.Constant) and k.value.value is True):
+        return avail
+    if _enabled_guarded(ck, node):
+        return None
+    text = ck.src(k.value)
+    if not isinstance(k.value, (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)):
+        text = f"({text})"
+    return f"{text} and {avail}"
+
+
+def _import_group(ck, node) -> str:
+    return f"DEV005:torch.cuda.amp import, line {node.lineno}"
+
+
+def _uses_fixable(ck, node) -> Optional[str]:
+    """None if every use of the names ``node`` imports is a call the fix rewrites, else why not."""
+    local = {a.asname or a.name: a.name for a in node.names}
+    calls = set()
+    for n in ast.walk(ck.tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in local:
+            if local[n.func.id] in _CALL_FIXABLE and not n.args and not has_star(n):
+                calls.add(id(n.func))
+    for n in ast.walk(ck.tree):
+        if isinstance(n, ast.Name) and n.id in local and isinstance(n.ctx, ast.Load) and id(n) not in calls:
+            return f"`{n.id}` on line {n.lineno} is used in a way the fix cannot rewrite"
+    return None
 
 
 def check_import(ck, node) -> None:
@@ -31,12 +74,16 @@ def check_import(ck, node) -> None:
         return
     if isinstance(node, ast.ImportFrom) and node.module == "torch.cuda.amp" and not node.level:
         names = [a.name for a in node.names]
-        if all(n in _AMP_NAMES for n in names):
+        why = None if all(n in _AMP_NAMES for n in names) else "imports names that torch.amp does not provide"
+        why = why or _uses_fixable(ck, node)
+        if why is None:
             text = ck.src(node).replace("torch.cuda.amp", "torch.amp", 1)
-            fix, why = Fix((ReplaceNode(Span.of(node), text),), True,
-                           "import from torch.amp; call sites get a device_type"), None
+            fix = Fix((ReplaceNode(Span.of(node), text),), True,
+                      "import from torch.amp; call sites get a device_type (one group)",
+                      group=_import_group(ck, node))
+            ck.rule_state.setdefault("amp_imports", {})[id(node)] = fix.group
         else:
-            fix, why = None, "imports names that torch.amp does not provide"
+            fix = None
         ck.report("DEV005", node, "imports from torch.cuda.amp are CUDA-only (and deprecated); "
                                   "import from torch.amp and pass device_type", fix, why)
     elif isinstance(node, ast.Import):
@@ -56,29 +103,48 @@ def check_amp_call(ck, node: ast.Call, qual: str) -> None:
         if k is not None:
             arg = k.value
         lit = ck.device_literal(arg)
-        if lit is None:
+        if lit is None or _enabled_guarded(ck, node):
             return
         ck.handled.add(id(arg))
-        expr, reason, safe = _device_type_expr(ck, node)
-        fix = Fix((ReplaceNode(Span.of(arg), expr),), safe, f"device type {expr}: {reason}") if expr else None
-        ck.report("DEV005", arg, f"autocast device_type {ck.src(arg)} is hardcoded; use the device type of "
-                                 "the model or the data", fix, None if fix else "torch is not imported")
+        avail = _availability(ck, lit[0])
+        if avail is None or len(node.args) > 2 or has_star(node):
+            fix, why = None, ("enabled is passed by position; rewrite by hand" if len(node.args) > 2 else
+                              f"no availability check known for {lit[0]!r}")
+        else:
+            op = RewriteCall(Span.of(node), Span.of(node), (("enabled", _enabled_text(ck, node, avail)),))
+            fix, why = Fix((op,), True, f"keep {ck.src(arg)} autocast, {_NUMERICS}; passing another device "
+                                        "type instead would change numerics (bfloat16 on the CPU)"), None
+        ck.report("DEV005", arg, f"autocast device_type {ck.src(arg)} is hardcoded; where that device is "
+                                 "missing autocast warns and disables itself", fix, why)
         return
     short = qual.rsplit(".", 1)[1]
-    if short not in ("autocast", "GradScaler"):
+    if short not in _CALL_FIXABLE:
         ck.report("DEV005", node, f"{qual} is CUDA-only; use torch.amp.{short} with device_type",
                   None, "torch.amp equivalent needs a device_type chosen by hand")
         return
-    key = "device_type" if short == "autocast" else "device"
-    expr, reason, safe = _device_type_expr(ck, node)
-    if expr is None or node.args or has_star(node):
-        fix, why = None, ("positional arguments change meaning in torch.amp; rewrite by hand"
-                          if node.args else "torch is not imported")
+    avail = _availability(ck)
+    if node.args or has_star(node):
+        fix, why = None, "positional arguments change meaning in torch.amp; rewrite by hand"
     else:
-        # A bare name imported from torch.cuda.amp keeps its name: the import is fixed too.
-        func = None if isinstance(node.func, ast.Name) else f"{ck.torch_name() or 'torch'}.amp.{short}"
-        op = RewriteCall(Span.of(node), Span.of(node), ((key, expr),), func)
-        fix, why = Fix((op,), safe, f"torch.amp.{short} with {key}={expr}: {reason}"), None
+        group = None
+        func = f"{ck.torch_name() or 'torch'}.amp.{short}"
+        if isinstance(node.func, ast.Name):
+            imp = ck.import_of(node.func.id)
+            group = ck.rule_state.get("amp_imports", {}).get(id(imp)) if imp is not None else None
+            if group is not None:
+                func = None  # the name keeps its import, which the group rewrites to torch.amp
+        if short == "autocast":
+            keywords = [("device_type", '"cuda"')]
+            desc = f"torch.amp.autocast for CUDA, {_NUMERICS} (another device type would change numerics)"
+        else:
+            keywords = [("device", f'"cuda" if {avail} else "cpu"')]
+            desc = f"torch.amp.GradScaler, {_NUMERICS} (a CPU GradScaler would scale the loss)"
+        enabled = _enabled_text(ck, node, avail)
+        if enabled is not None:
+            keywords.append(("enabled", enabled))
+        op = RewriteCall(Span.of(node), Span.of(node), tuple(keywords), func)
+        fix, why = Fix((op,), True, desc, group=group), None
+    key = "device_type" if short == "autocast" else "device"
     ck.report("DEV005", node, f"{qual}() is CUDA-only (and deprecated); use torch.amp.{short}({key}=...)",
               fix, why)
 

@@ -41,15 +41,17 @@ def device_type_expr(expr: str) -> str:
 
 
 def device_fix(ck, node: ast.AST, literal: ast.AST, plain: bool, exclude: Set[str],
-               as_string: bool = False) -> tuple:
+               as_string: bool = False, allow_new_device: bool = False) -> tuple:
     """A fix that replaces the hardcoded ``literal`` by an inferred device expression.
 
     With ``as_string`` the replacement is the device's type, a string like the
     literal it replaces: code that compares the value with ``"cpu"`` or
     ``"cuda"`` keeps working (``torch.device("cpu") == "cpu"`` is False).
+    With ``allow_new_device`` a module without any device in scope gets one
+    (an unsafe fix; see :func:`flake8_device.inference.new_module_device`).
     Returns ``(fix, no_fix_reason)``.
     """
-    choice = ck.infer_device(node, exclude_roots=exclude)
+    choice = ck.infer_device(node, exclude_roots=exclude, allow_new_device=allow_new_device)
     if choice is None:
         return None, "no device source in scope (no self.device, device variable or tensor to follow)"
     expr = device_type_expr(choice.expr) if as_string else choice.expr

@@ -74,7 +74,7 @@ def check_cuda_typed(ck, node: ast.Call, qual: str) -> None:
         return
     dtype = LEGACY_CTORS[name]
     target = _legacy_target(ck, node, name)
-    choice = ck.infer_device(node)
+    choice = ck.infer_device(node, allow_new_device=True)
     if target is None:
         fix, why = None, "typed constructor with keyword or unusual arguments; rewrite it by hand"
     elif choice is None:

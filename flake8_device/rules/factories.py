@@ -18,7 +18,7 @@ from ..names import (
     LEGACY_CTORS,
     RANDOM_FACTORIES,
 )
-from ..facts import _is_device_name, _is_dtype_name
+from ..facts import _is_device_name, _is_dtype_name, is_int_expr
 from .common import NO_PROPERTY, has_star, is_device_like_name, kw, with_property
 
 NO_SOURCE = "no device source in scope (no self.device, device variable or tensor to follow)"
@@ -218,30 +218,51 @@ def _legacy_msg(ck, factory, name, target) -> str:
 
 
 def _legacy_target(ck, factory: ast.Call, name: str):
-    """(func, positional-is-data, safe) for rewriting a legacy constructor."""
+    """(func, safe) for rewriting a legacy constructor.
+
+    A single argument is data (``torch.tensor``) when it is a list, tuple or
+    comprehension, or a name with collection-only evidence (built as a list,
+    iterated, passed to ``len``); it is a size (``torch.empty``) when it is an
+    integer by its form (``3``, ``len(x)``, ``x.shape[0]``, a name bound to
+    one).  Anything else is guessed (unsafe): a name, attribute or arithmetic
+    as a size, as ``torch.Tensor(out_channels)`` almost always is; any other
+    call as data.
+    """
     torch = ck.torch_name() or "torch"
     args = factory.args
     if factory.keywords or has_star(factory):
         return None
     if not args:
         return f"{torch}.empty", True
+    func = ck.current_function()
     if len(args) == 1:
         a = args[0]
         if isinstance(a, (ast.List, ast.ListComp, ast.Tuple)) and not (
             isinstance(a, ast.Tuple) and all(isinstance(e, ast.Constant) and isinstance(e.value, int) for e in a.elts)
         ):
             return f"{torch}.tensor", True
-        if isinstance(a, ast.Constant) and isinstance(a.value, int):
+        int_names = func.int_names if func is not None else set()
+        if is_int_expr(a, int_names):
             return f"{torch}.empty", True
-        func = ck.current_function()
         if isinstance(a, ast.Name) and func is not None and a.id in func.list_names:
             return f"{torch}.tensor", True
-        return f"{torch}.tensor", False  # a name: data or a size? guessed as data
+        if isinstance(a, ast.Call):
+            q = ck.resolve(a.func) or ""
+            if q.startswith(("numpy.", "np.")) or q in ("list", "tuple") or (
+                isinstance(a.func, ast.Attribute) and a.func.attr == "tolist"
+            ):
+                return f"{torch}.tensor", True
+            return f"{torch}.tensor", False  # a call's result: guessed to be data
+        if isinstance(a, (ast.Name, ast.Attribute, ast.BinOp)):
+            return f"{torch}.empty", False  # an integer variable means a size
+        return f"{torch}.tensor", False
     if all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in args):
         return f"{torch}.empty", True
     if all(isinstance(a, (ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.BinOp, ast.Call))
            for a in args):
-        return f"{torch}.empty", False  # several arguments are sizes unless one is a tensor
+        int_names = func.int_names if func is not None else set()
+        # several arguments are sizes unless one is a tensor
+        return f"{torch}.empty", all(is_int_expr(a, int_names) for a in args)
     return None
 
 
@@ -288,7 +309,7 @@ def _literal_only_fix(ck, outer, steps, safe, notes):
     if len(movers) != 1:
         return None, "the chain converts dtypes in a way that cannot move into the factory call"
     step = movers[0]
-    choice = ck.infer_device(outer)
+    choice = ck.infer_device(outer, allow_new_device=True)
     if choice is None:
         return None, NO_SOURCE
     ops = with_property(ck, choice, [])
@@ -355,7 +376,7 @@ def _build_fix(ck, outer, factory, kind, name, steps):
     extra_ops = []
     dev_expr = None
     if device is not None and device.literal is not None:
-        choice = ck.infer_device(outer)
+        choice = ck.infer_device(outer, allow_new_device=True)
         if choice is None:
             return None, NO_SOURCE
         dev_expr = choice.expr

@@ -20,7 +20,7 @@ def check_to(ck, node: ast.Call) -> None:
             continue
         dev_type, plain = lit
         exclude = receiver_roots(node.func.value)
-        fix, why = device_fix(ck, node, arg, plain, exclude)
+        fix, why = device_fix(ck, node, arg, plain, exclude, allow_new_device=True)
         ck.report(
             "DEV001",
             arg,
@@ -41,7 +41,7 @@ def check_cuda(ck, node: ast.Call) -> None:
     for k in node.keywords:
         if k.arg == "device":
             index = k.value
-    choice = ck.infer_device(node, exclude_roots=receiver_roots(recv))
+    choice = ck.infer_device(node, exclude_roots=receiver_roots(recv), allow_new_device=True)
     if choice is None:
         fix, why = None, "no device source in scope (no self.device, device variable or tensor to follow)"
     else:
