@@ -104,8 +104,10 @@ def add_noqa(text: str, reports: Iterable[Tuple[int, str]]) -> Tuple[str, int, L
             start = tok.start[1] + m.start()
             end = tok.start[1] + m.start("codes") + len(codes_str)
             merged = "# noqa: " + _merge_codes(codes_str, codes)
-            lines[n - 1] = line_text[:start] + merged + line_text[end:]
-            edited += 1
+            new_line = line_text[:start] + merged + line_text[end:]
+            if new_line != line_text:
+                lines[n - 1] = new_line
+                edited += 1
             continue
         line_text = lines[last - 1]
         body = line_text.rstrip("\r\n")

@@ -263,8 +263,13 @@ def _explain(d: Diagnostic, why: Optional[str], fixing: bool) -> str:
     return line
 
 
+_LAST_INDEX: List = [None, None]  # (text, its LineIndex): one index per file, not per diagnostic
+
+
 def _source_lines(text: str, d: Diagnostic) -> List[str]:
-    index = LineIndex(text)
+    if _LAST_INDEX[0] is not text:
+        _LAST_INDEX[:] = [text, LineIndex(text)]
+    index = _LAST_INDEX[1]
     if not 1 <= d.span.line <= index.line_count:
         return []
     line = index.line_text(d.span.line)
@@ -531,6 +536,19 @@ def _show_fixes(reports: List[FileReport], out: TextIO) -> None:
             print(f"    {n:>3} \N{MULTIPLICATION SIGN} {code} ({CODES.get(code, code)})", file=out)
 
 
+def _excluded_name(name: str, settings: Settings) -> bool:
+    """Whether a file of that name would be skipped by a walk: it or a folder above it is excluded."""
+    path = os.path.normpath(name)
+    while path and path not in (os.curdir, os.sep):
+        if settings.is_excluded(path):
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return False
+
+
 def _read_stdin(stdin: Optional[BinaryIO], name: str) -> SourceFile:
     stream = stdin if stdin is not None else sys.stdin.buffer
     raw = stream.read()
@@ -617,7 +635,7 @@ def main(
             except SourceError as exc:
                 fail(f"{name}: {exc}")
                 return
-            if args.stdin_filename is not None and settings.is_excluded(name):
+            if args.stdin_filename is not None and _excluded_name(name, settings):
                 if write_mode or args.add_noqa:
                     out.write(source.text)  # excluded: hand the text back unchanged
                 return

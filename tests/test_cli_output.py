@@ -1,0 +1,268 @@
+"""Output formats, --add-noqa and the conventions of the command, in process.
+
+tests/test_wheel.py runs the same conventions on the installed command; these
+tests pin the details (edits, placement of noqa comments, exit codes) and
+check the invariants with hypothesis.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fixers.testing import toy_linter
+from flake8_device import cli, output
+from flake8_device.add_noqa import add_noqa, noqa_rows
+from flake8_device.noqa import NoqaMap
+
+
+def run(argv, linter=toy_linter, stdin=None):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), stdout=out, stderr=err, linter=linter,
+                    stdin=io.BytesIO(stdin.encode()) if stdin is not None else None)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --- text edits ------------------------------------------------------------------
+
+
+def _apply(text, edits):
+    lines = text.splitlines(True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+
+    def off(pos):
+        return starts[pos[0] - 1] + pos[1] - 1 if pos[0] <= len(lines) else len(text)
+
+    for e in sorted(edits, key=lambda e: off(e.start), reverse=True):
+        text = text[: off(e.start)] + e.content + text[off(e.end):]
+    return text
+
+
+_line = st.text(alphabet="ab é\t()", max_size=6).map(lambda s: s + "\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_line, max_size=8), st.lists(_line, max_size=8))
+def test_text_edits_turn_old_into_new(a, b):
+    old, new = "".join(a), "".join(b)
+    edits = output.text_edits(old, new)
+    assert _apply(old, edits) == new
+    assert (edits == []) == (old == new)
+
+
+def test_text_edits_are_minimal_within_a_line():
+    (e,) = output.text_edits('x = t.to("cuda")\n', "x = t.to(dev)\n")
+    assert (e.start, e.end, e.content) == ((1, 10), (1, 16), "dev")
+
+
+def test_char_columns_count_characters():
+    from fixers.positions import LineIndex
+
+    idx = LineIndex('s = "é"; y = 1\n')
+    assert output.char_position(idx, 1, len('s = "é"; '.encode())) == (1, 10)
+
+
+# --- formats -----------------------------------------------------------------------
+
+
+def test_json_fix_edits_and_locations(project):
+    (project / "m.py").write_text('s = "é"; x = t.to("cuda")\ny = nofix\n', encoding="utf-8")
+    code, out, err = run(["--isolated", "--output-format", "json", "m.py"])
+    assert code == 1 and err == ""
+    first, second = json.loads(out)
+    assert first["code"] == "DEV001" and first["location"] == {"column": 19, "row": 1}
+    assert first["end_location"] == {"column": 25, "row": 1}
+    assert first["fix"]["applicability"] == "safe" and first["fix"]["message"] == "use dev"
+    assert first["fix"]["edits"] == [{"content": "dev", "end_location": {"column": 25, "row": 1},
+                                      "location": {"column": 19, "row": 1}}]
+    assert first["noqa_row"] == 1 and first["filename"] == "m.py"
+    assert second["code"] == "DEV003" and second["fix"] is None
+
+
+def test_structured_output_keeps_stdout_clean(project):
+    (project / "m.py").write_text('x = t.to("cuda")\n')
+    (project / "bad.py").write_text("def (:\n")
+    for fmt in ("json", "sarif", "gitlab"):
+        code, out, err = run(["--isolated", "--output-format", fmt, "--summary", "."])
+        assert code == 2
+        json.loads(out)  # only the document on standard output
+        assert "E999" in err and "Summary:" in err
+    code, out, _ = run(["--isolated", "--output-format", "sarif", "."])
+    inv = json.loads(out)["runs"][0]["invocations"][0]
+    assert inv["executionSuccessful"] is False
+    assert "E999" in inv["toolExecutionNotifications"][0]["message"]["text"]
+
+
+def test_github_escapes_and_levels():
+    from flake8_device.diagnostics import Diagnostic, Span
+
+    item = output.Item(path="a,b:c.py", diag=Diagnostic("DEV101", "50% of\nit", Span(1, 0, 1, 1)),
+                       text="x\n", fixable=False)
+    line = output.write_github([item])
+    assert line == "::warning file=a%2Cb%3Ac.py,line=1,col=1,endLine=1,endColumn=2,title=DEV101::" \
+                   "a,b:c.py:1:1: DEV101 50%25 of%0Ait\n"
+
+
+def test_gitlab_fingerprints_survive_moved_lines(project):
+    (project / "m.py").write_text('x = t.to("cuda")\n')
+    _, before, _ = run(["--isolated", "--output-format", "gitlab", "m.py"])
+    (project / "m.py").write_text('import os\n\nx = t.to("cuda")\n')
+    _, after, _ = run(["--isolated", "--output-format", "gitlab", "m.py"])
+    assert json.loads(before)[0]["fingerprint"] == json.loads(after)[0]["fingerprint"]
+    assert json.loads(after)[0]["location"]["lines"]["begin"] == 3
+
+
+def test_statistics_counts_and_marks(project):
+    (project / "m.py").write_text('a = "cuda"\nb = "cuda"\nc = nofix\nd = unsafe_call()\n')
+    code, out, _ = run(["--isolated", "--statistics", "m.py"])
+    assert code == 1
+    assert out.splitlines() == [
+        "2\tDEV001\t[*] hardcoded accelerator device in a placement call",
+        "1\tDEV003\t[ ] hardcoded accelerator device in a constructor",
+        "1\tDEV103\t[ ] legacy tensor constructor",
+    ]
+    _, out, _ = run(["--isolated", "--statistics", "--unsafe-fixes", "m.py"])
+    assert "1\tDEV103\t[*]" in out
+
+
+# --- exit codes ------------------------------------------------------------------
+
+
+def test_exit_zero_and_exit_non_zero_on_fix(project):
+    f = project / "m.py"
+    f.write_text('x = "cuda"\n')
+    assert run(["--isolated", "--exit-zero", "m.py"])[0] == 0
+    code, _, _ = run(["--isolated", "--fix", "--exit-non-zero-on-fix", "m.py"], linter=_defined(toy_linter))
+    assert code == 1 and f.read_text() == "x = dev\n"
+    code, _, _ = run(["--isolated", "--fix", "--exit-non-zero-on-fix", "m.py"], linter=_defined(toy_linter))
+    assert code == 0
+    assert run(["--exit-zero", "--exit-non-zero-on-fix", "m.py"])[0] == 2  # exclusive
+
+
+def _defined(linter):
+    """The toy linter's fixes write the name ``dev``; tell the fixer it is defined."""
+    def wrapped(source, filename, options):
+        return linter(source, filename, options)
+
+    wrapped.assumed_names = ("dev",)
+    return wrapped
+
+
+def test_version():
+    code, out, _ = run(["--version"])
+    assert code == 0 and out == f"flake8-device {output.version()}\n"
+
+
+# --- standard input -----------------------------------------------------------------
+
+
+def test_stdin_report_fix_and_config(project):
+    (project / "setup.cfg").write_text("[flake8]\nper-file-ignores =\n    pkg/*: DEV003\n")
+    src = 'x = "cuda"\ny = nofix\n'
+    code, out, _ = run(["-", "--stdin-filename", "pkg/m.py"], stdin=src)
+    assert code == 1 and 'pkg/m.py:1:5: DEV001' in out and "DEV003" not in out
+    code, out, _ = run(["-"], stdin=src)
+    assert code == 1 and "-:2:5: DEV003" in out
+    code, out, err = run(["--fix", "--stdin-filename", "pkg/m.py"], stdin=src, linter=_defined(toy_linter))
+    assert code == 0 and out == "x = dev\ny = nofix\n"
+    assert "Fixed 1" in err
+    assert not (project / "pkg").exists()
+    code, out, _ = run(["--diff", "-", "--stdin-filename", "pkg/m.py"], stdin=src, linter=_defined(toy_linter))
+    assert code == 1 and out.startswith("--- a/pkg/m.py\n+++ b/pkg/m.py\n")
+    assert run(["-", "m.py"], stdin=src)[0] == 2
+
+
+def test_stdin_excluded_name_passes_through(project):
+    (project / "setup.cfg").write_text("[flake8]\nextend-exclude = gen\n")
+    code, out, _ = run(["--fix", "-", "--stdin-filename", "gen/m.py"], stdin='x = "cuda"\n')
+    assert code == 0 and out == 'x = "cuda"\n'
+
+
+# --- --add-noqa -------------------------------------------------------------------------
+
+
+def test_add_noqa_places_comments_where_flake8_reads_them():
+    text = (
+        'a = "cuda"\n'
+        's = """x\n'
+        'y""" + "cuda"\n'
+        'b = "cuda" + \\\n'
+        '    "x"\n'
+        'c = "cuda"  # keep\n'
+        'd = "cuda"  # noqa: E501 and a note\n'
+        'e = f(\n'
+        '    "cuda",\n'
+        ')\r\n'
+    )
+    reports = [(1, "DEV001"), (2, "DEV001"), (4, "DEV001"), (6, "DEV001"), (7, "DEV001"), (9, "DEV001")]
+    new, n, failed = add_noqa(text, reports)
+    assert failed == [] and n == 6
+    assert new.splitlines(True) == [
+        'a = "cuda"  # noqa: DEV001\n',
+        's = """x\n',
+        'y""" + "cuda"  # noqa: DEV001\n',
+        'b = "cuda" + \\\n',
+        '    "x"  # noqa: DEV001\n',
+        'c = "cuda"  # keep  # noqa: DEV001\n',
+        'd = "cuda"  # noqa: E501, DEV001 and a note\n',
+        'e = f(\n',
+        '    "cuda",  # noqa: DEV001\n',
+        ')\r\n',
+    ]
+    noqa = NoqaMap(new)
+    assert all(noqa.suppresses(line, code) for line, code in reports)
+    assert noqa_rows(text, [2, 4, 9]) == {2: 3, 4: 5, 9: 9}
+
+
+def test_add_noqa_command(project):
+    f = project / "m.py"
+    f.write_text('x = "cuda"  # noqa: DEV003\ny = nofix\n')
+    code, out, _ = run(["--isolated", "--add-noqa", "m.py"])
+    assert code == 0 and "Added 2 noqa directive(s)." in out
+    assert f.read_text() == 'x = "cuda"  # noqa: DEV003, DEV001\ny = nofix  # noqa: DEV003\n'
+    assert run(["--isolated", "m.py"])[0] == 0
+    assert run(["--isolated", "--add-noqa", "--fix", "m.py"])[0] == 2
+
+
+_PIECES = [
+    'a = "cuda"\n',
+    's = """one\ntwo "cuda"\n"""\n',
+    'b = "cuda" + \\\n    "x"\n',
+    'c = f(\n    "cuda",\n    k="cuda",\n)\n',
+    'd = "cuda"  # a comment\n',
+    'e = "cuda"  # noqa: E501\n',
+    'if x:\n    g = "cuda"\n',
+    "t = ('cuda'\n     'cuda')\n",
+    'u = f"""{x}\n"cuda"\n"""\n',
+    'w = "cuda"; v = "cuda"\n',
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=6),
+       st.lists(st.sampled_from(["DEV001", "DEV101", "DEV004"]), min_size=1, max_size=3),
+       st.sampled_from(["\n", "\r\n"]))
+def test_add_noqa_keeps_the_code_and_suppresses(pieces, codes, newline):
+    text = "".join(pieces).replace("\n", newline)
+    tree = ast.dump(ast.parse(text))
+    reports = [(d.span.line, code) for d in toy_linter(text) for code in codes]
+    new, _, failed = add_noqa(text, reports)
+    assert failed == []
+    assert ast.dump(ast.parse(new)) == tree  # only comments were added
+    noqa = NoqaMap(new)
+    assert all(noqa.suppresses(line, code) for line, code in reports)
+    assert new.count("\r\n") == text.count("\r\n")
+    assert add_noqa(new, reports)[0] == new  # a second run changes nothing
