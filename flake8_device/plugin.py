@@ -55,5 +55,18 @@ class Plugin:
         )
 
     def run(self) -> Iterator[Tuple[int, int, str, type]]:
-        for d in Checker(self.tree, self.lines, self.options, self.filename, fixes=False).run():
+        # An engine error must never abort the flake8 run (every other plugin's
+        # results would be lost with it): it is contained and reported as
+        # DEV000 on line 1, and this file gets no other DEV result.
+        try:
+            found = Checker(self.tree, self.lines, self.options, self.filename, fixes=False).run()
+        except RecursionError:
+            yield 1, 0, "DEV000 flake8-device could not check this file: it nests too deeply (RecursionError)", \
+                type(self)
+            return
+        except Exception as exc:  # a bug in a rule: report it, keep flake8 going
+            yield 1, 0, f"DEV000 flake8-device could not check this file: internal error {type(exc).__name__}: " \
+                f"{exc}", type(self)
+            return
+        for d in found:
             yield d.span.line, d.span.col, f"{d.code} {d.message}", type(self)
