@@ -83,7 +83,7 @@ def time_report(k: int, repeat: int, workdir: str) -> float:
 
     def once() -> None:
         out = io.StringIO()
-        cli.main(["--isolated", "--show-source", path], stdout=out, stderr=io.StringIO())
+        cli.main(["--isolated", path], stdout=out, stderr=io.StringIO())
         found.append(out.getvalue().count(" DEV001 "))
 
     seconds = _best(once, repeat)
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         print(f"python {sys.version.split()[0]}, best of {args.repeat}")
         table("--fix, N fixes in one file (DEV101, one per statement):", "fix", args.sizes,
               lambda n: time_fix(n, args.repeat, workdir))
-        table("report (--show-source), K diagnostics on one line (DEV001):", "diag", args.line_sizes,
+        table("report, K diagnostics on one line (DEV001):", "diag", args.line_sizes,
               lambda k: time_report(k, args.repeat, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -13,7 +13,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, List, Optional, Set
+from typing import TYPE_CHECKING, List, Optional, Set, Tuple
 
 from .diagnostics import Fix, InsertBefore, RewriteCall, Span
 from .facts import ClassInfo, FuncInfo, _is_device_name, _walk_shallow
@@ -217,6 +217,26 @@ def module_device_insertion(ctx: "RuleContext", line: int, name: str) -> Optiona
     return InsertBefore(span, text)
 
 
+_LAST_PAIRS: List = [None, []]  # (statement, its operand pairs)
+
+
+def _operator_pairs(stmt: ast.stmt) -> List[Tuple[ast.AST, ast.AST]]:
+    """(operand, partner) of every binary operation and comparison in ``stmt``.
+
+    Computed once per statement (the last one is kept): a statement with K
+    diagnostics would otherwise be walked K times.
+    """
+    if _LAST_PAIRS[0] is not stmt:
+        pairs: List[Tuple[ast.AST, ast.AST]] = []
+        for n in _walk_shallow(stmt):
+            if isinstance(n, ast.BinOp) and not isinstance(n.op, ast.Mod):
+                pairs += [(n.left, n.right), (n.right, n.left)]
+            elif isinstance(n, ast.Compare) and len(n.comparators) == 1:
+                pairs += [(n.left, n.comparators[0]), (n.comparators[0], n.left)]
+        _LAST_PAIRS[:] = [stmt, pairs]
+    return _LAST_PAIRS[1]
+
+
 def _statement_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str], func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
     stmt = ctx.statement
     if stmt is None:
@@ -228,16 +248,9 @@ def _statement_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str], func: 
             if isinstance(t, ast.Subscript) and _contains(stmt.value, at):
                 candidates.append(t.value)
     # combined with: a binary operation or comparison partner
-    for n in _walk_shallow(stmt):
-        if isinstance(n, ast.BinOp) and not isinstance(n.op, ast.Mod):
-            pair = [(n.left, n.right), (n.right, n.left)]
-        elif isinstance(n, ast.Compare) and len(n.comparators) == 1:
-            pair = [(n.left, n.comparators[0]), (n.comparators[0], n.left)]
-        else:
-            continue
-        for mine, other in pair:
-            if mine is at or _contains(mine, at):
-                candidates.append(other)
+    for mine, other in _operator_pairs(stmt):
+        if mine is at or _contains(mine, at):
+            candidates.append(other)
     for cand in candidates:
         root = cand
         while isinstance(root, (ast.Subscript, ast.Attribute)) and not (
