@@ -213,6 +213,8 @@ def module_device_insertion(ctx: "RuleContext", line: int, name: str) -> Optiona
     nl = "\r\n" if first_line.endswith("\r\n") else "\n"
     blank = 2 if isinstance(nxt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else 1
     text = f'{name} = {torch}.device("cuda" if {torch}.cuda.is_available() else "cpu"){nl}' + nl * blank
+    if start >= 2 and ctx.lines[start - 2].strip():
+        text = nl + text  # the imports end right above: keep them apart
     span = Span(start, nxt.col_offset, nxt.end_lineno, nxt.end_col_offset) if decorators else Span.of(nxt)
     return InsertBefore(span, text)
 
