@@ -245,8 +245,17 @@ def _location(row: int, col: int) -> Dict[str, int]:
     return {"column": col, "row": row}
 
 
+_INDEX: List[object] = [None, None]  # (text, its LineIndex): items come file by file
+
+
+def _index(text: str) -> LineIndex:
+    if _INDEX[0] is not text:
+        _INDEX[:] = [text, LineIndex(text)]
+    return _INDEX[1]  # type: ignore[return-value]
+
+
 def _span_chars(item: Item) -> Tuple[Tuple[int, int], Tuple[int, int]]:
-    index = LineIndex(item.text)
+    index = _index(item.text)
     s = item.diag.span
     return char_position(index, s.line, s.col), char_position(index, s.end_line, s.end_col)
 
@@ -322,7 +331,7 @@ def write_gitlab(items: Sequence[Item], **_: object) -> str:
     report = []
     for item in items:
         d = item.diag
-        index = LineIndex(item.text)
+        index = _index(item.text)
         line_text = index.line_text(d.span.line).strip() if 1 <= d.span.line <= index.line_count else ""
         # stable across unrelated edits that move the line: no line number in it
         key = "\0".join((item.path.replace(os.sep, "/"), d.code, d.message, line_text))
