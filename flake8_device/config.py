@@ -105,7 +105,7 @@ def parse_per_file_ignores(value: str, parent: str) -> List[Tuple[str, List[str]
     return result
 
 
-from .rules import DEFAULT_IGNORED  # noqa: E402
+from .rules import DEFAULT_IGNORED, opted_in  # noqa: E402
 
 
 @dataclass
@@ -137,10 +137,8 @@ class Settings:
                 if path_matches(filename, [pattern]):
                     ignores.extend(codes)
         ign = max((len(p) for p in ignores if code.startswith(p)), default=-1)
-        if code in DEFAULT_IGNORED and not any(
-            code.startswith(p) for p in [*(self.select or []), *self.extend_select]
-        ):
-            return False  # off unless selected explicitly, as in the flake8 plugin
+        if code in DEFAULT_IGNORED and code not in opted_in(self.select, self.extend_select):
+            return False  # off unless named by its full code, as in the flake8 plugin
         return sel >= 0 and sel > ign
 
     def is_excluded(self, path: str) -> bool:

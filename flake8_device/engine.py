@@ -30,10 +30,7 @@ from .facts import (  # noqa: F401  (ClassInfo, FuncInfo, param_defaults... are 
 )
 from . import inference
 from .inference import DeviceChoice  # noqa: F401  (re-exported)
-from .names import (
-    AVAILABILITY_CALLS,
-    DEVICE_TEST_ATTRS,
-)
+from .guards import Guards
 from .options import Options
 
 # --------------------------------------------------------------------------
@@ -63,6 +60,8 @@ class Checker:
         self.class_stack: List[ClassInfo] = []
         self.func_stack: List[FuncInfo] = []
         self.guard_depth = 0
+        # Device guards (flake8_device.guards): tests, skip decorators, early exits.
+        self.guards = Guards(tree, self.resolve, options.is_flagged_device_type)
         self.statement: Optional[ast.stmt] = None
         # ids of nodes already reported as part of a bigger diagnostic
         self.handled: Set[int] = set()
@@ -80,6 +79,7 @@ class Checker:
         self.facts.prescan_module(self.tree)
         body = getattr(self.tree, "body", [])
         self._visit_block(body)
+        self.rules.check_module(self, self.tree)
         self.diagnostics.sort(key=lambda d: (d.span.line, d.span.col, d.code))
         return self.diagnostics
 
@@ -170,6 +170,12 @@ class Checker:
         """
         if node is None:
             return None
+        if isinstance(node, ast.IfExp):
+            # ``"cuda:0" if a else "cuda:1"``: an accelerator whichever branch runs.
+            body, orelse = self.device_literal(node.body), self.device_literal(node.orelse)
+            if body is None or orelse is None:
+                return None
+            return body[0], False
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             m = _DEVICE_STR.match(node.value)
             if m and self.options.is_flagged_device_type(m.group(1)):
@@ -216,38 +222,10 @@ class Checker:
     # ---- guards ------------------------------------------------------------
     def guard_polarity(self, test: ast.AST) -> int:
         """+1 if ``test`` true means an accelerator is present, -1 if false means it, else 0."""
-        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-            return -self.guard_polarity(test.operand)
-        if isinstance(test, ast.BoolOp):
-            pols = [self.guard_polarity(v) for v in test.values]
-            if isinstance(test.op, ast.And) and any(p > 0 for p in pols):
-                return 1
-            if isinstance(test.op, ast.Or) and any(p < 0 for p in pols):
-                return -1
-            return 0
-        if isinstance(test, ast.Call):
-            name = self.resolve(test.func)
-            if name in AVAILABILITY_CALLS:
-                return 1
-            return 0
-        if isinstance(test, ast.Compare):
-            for part in [test.left, *test.comparators]:
-                if self.guard_polarity(part) != 0:
-                    return 1
-                if isinstance(part, ast.Constant) and isinstance(part.value, str):
-                    m = _DEVICE_STR.match(part.value)
-                    if m and self.options.is_flagged_device_type(m.group(1)):
-                        return 1 if isinstance(test.ops[0], (ast.Eq, ast.In, ast.Is)) else -1
-            return 0
-        if isinstance(test, ast.Attribute):
-            if test.attr in DEVICE_TEST_ATTRS:
-                return 1
-            low = test.attr.lower()
-            return 1 if ("cuda" in low or "gpu" in low) else 0
-        if isinstance(test, ast.Name):
-            low = test.id.lower()
-            return 1 if ("cuda" in low or "gpu" in low) else 0
-        return 0
+        return self.guards.polarity(test, self._scopes())
+
+    def _scopes(self) -> List[ast.AST]:
+        return [self.tree, *(f.node for f in self.func_stack)]
 
     @property
     def guarded(self) -> bool:
@@ -259,13 +237,7 @@ class Checker:
         for stmt in body:
             self._visit_stmt(stmt)
             # ``if not torch.cuda.is_available(): return`` guards the rest of the block.
-            if (
-                isinstance(stmt, ast.If)
-                and not stmt.orelse
-                and self.guard_polarity(stmt.test) < 0
-                and stmt.body
-                and isinstance(stmt.body[-1], (ast.Return, ast.Raise, ast.Continue, ast.Break))
-            ) or (isinstance(stmt, ast.Assert) and self.guard_polarity(stmt.test) > 0):
+            if isinstance(stmt, (ast.If, ast.Assert)) and self.guards.guards_rest_of_block(stmt, self._scopes()):
                 self.guard_depth += 1
                 entered += 1
         self.guard_depth -= entered
@@ -282,8 +254,11 @@ class Checker:
                     self._visit_expr(b)
                 info = self._class_info(stmt)
                 self.class_stack.append(info)
+                saved_guard = self.guard_depth
+                self.guard_depth += self.guards.decorators_guard(stmt.decorator_list, self._scopes())
                 self.statement = None
                 self._visit_block(stmt.body)
+                self.guard_depth = saved_guard
                 self.class_stack.pop()
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for d in stmt.decorator_list:
@@ -295,6 +270,8 @@ class Checker:
                 info = self._func_info(stmt)
                 self.func_stack.append(info)
                 saved_guard = self.guard_depth
+                # ``@unittest.skipIf(not torch.cuda.is_available(), ...)`` guards the body.
+                self.guard_depth += self.guards.decorators_guard(stmt.decorator_list, self._scopes())
                 self.statement = None
                 self._visit_block(stmt.body)
                 self.guard_depth = saved_guard

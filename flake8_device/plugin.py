@@ -13,13 +13,15 @@ from typing import Any, Iterator, Sequence, Tuple
 from . import __version__
 from .engine import Checker
 from .options import DEFAULT_ACCELERATORS, Options
-from .rules import DEFAULT_IGNORED
+from .rules import DEFAULT_IGNORED, opted_in
 
 
 class Plugin:
     name = "flake8-device"
     version = __version__
     options = Options()
+    # Default-off codes named by their full code in --select / --extend-select.
+    opted_in: frozenset = frozenset()
 
     def __init__(self, tree: ast.AST, lines: Sequence[str], filename: str = "<string>") -> None:
         self.tree = tree
@@ -53,6 +55,7 @@ class Plugin:
             accelerators=frozenset(a for a in (accel or DEFAULT_ACCELERATORS) if a),
             device_expr=getattr(options, "device_expr", None) or None,
         )
+        cls.opted_in = opted_in(getattr(options, "select", None), getattr(options, "extend_select", None))
 
     def run(self) -> Iterator[Tuple[int, int, str, type]]:
         # An engine error must never abort the flake8 run (every other plugin's
@@ -69,4 +72,6 @@ class Plugin:
                 f"{exc}", type(self)
             return
         for d in found:
+            if d.code in DEFAULT_IGNORED and d.code not in self.opted_in:
+                continue
             yield d.span.line, d.span.col, f"{d.code} {d.message}", type(self)

@@ -120,6 +120,31 @@ def test_dev102_is_default_ignored_but_selectable(tmp_path):
     assert "DEV102" in selected.stdout
 
 
+@pytest.mark.parametrize("front", ["flake8", "flake8-device"])
+def test_dev102_is_reported_only_when_named_in_full(tmp_path, front):
+    """``--select DEV`` and ``extend-select = DEV`` keep DEV102 off; only ``DEV102`` itself turns it on."""
+    f = tmp_path / "m.py"
+    f.write_text((RULES / "DEV102.py").read_text())
+
+    def run(*args):
+        if front == "flake8":
+            return _flake8(*args, "m.py", cwd=tmp_path).stdout
+        return subprocess.run([sys.executable, "-m", "flake8_device.cli", *args, "m.py"], cwd=tmp_path,
+                              capture_output=True, text=True).stdout
+
+    for off in (["--isolated", "--select", "DEV"], ["--isolated", "--select", "DEV1"],
+                ["--isolated", "--extend-select", "DEV"], ["--isolated", "--select", "DEV10"]):
+        out = run(*off)
+        assert "DEV102" not in out, off
+    for on in (["--isolated", "--select", "DEV102"], ["--isolated", "--select", "DEV", "--extend-select", "DEV102"],
+               ["--isolated", "--extend-select", "DEV102"]):
+        assert "DEV102" in run(*on), on
+    (tmp_path / "setup.cfg").write_text("[flake8]\nextend-select = DEV\n")
+    assert "DEV102" not in run()
+    (tmp_path / "setup.cfg").write_text("[flake8]\nextend-select = DEV,DEV102\n")
+    assert "DEV102" in run()
+
+
 def test_flake8_syntax_error_is_e999_and_plugin_does_not_crash(tmp_path):
     f = tmp_path / "bad.py"
     f.write_text("def f(:\n    x.to('cuda')\n")

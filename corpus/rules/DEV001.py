@@ -1,3 +1,5 @@
+import unittest
+
 import torch
 import torch as T
 
@@ -43,4 +45,20 @@ def not_flagged(x, y, device):
 def early_exit_guard(x):
     if not torch.cuda.is_available():
         return x
+    return x.to("cuda")
+
+
+def flagged_both_branches(x, a):
+    return x.to("cuda:0" if a else "cuda:1")
+
+
+def not_flagged_bound_availability(x):
+    has_gpu = torch.cuda.is_available()
+    if has_gpu:
+        x = x.to("cuda")
+    return x.to("cuda" if has_gpu else "cpu")
+
+
+@unittest.skipIf(not torch.cuda.is_available(), "CUDA not available")
+def not_flagged_skip_if(x):
     return x.to("cuda")

@@ -36,8 +36,15 @@ CODES = {
     "DEV103": "legacy tensor constructor",
 }
 
-# Codes off unless selected explicitly (measured too noisy on real code for a default).
+# Codes off unless named by their full code in select / extend-select (measured too noisy on
+# real code for a default).  ``select = DEV`` does not turn them on, as flake8-bugbear does for B9xx.
 DEFAULT_IGNORED = ("DEV102",)
+
+
+def opted_in(select, extend_select) -> frozenset:
+    """The default-off codes that ``select`` / ``extend_select`` (lists of codes or prefixes) name in full."""
+    named = {c.strip().upper() for c in [*(select or ()), *(extend_select or ())] if c}
+    return frozenset(c for c in DEFAULT_IGNORED if c in named)
 
 
 _HOST_SINKS = frozenset({"int", "float", "bool", "len"})
