@@ -523,6 +523,7 @@ class ModuleFacts:
                         and (
                             (isinstance(value.func, ast.Name) and value.func.id == "list")
                             or (isinstance(value.func, ast.Attribute) and value.func.attr == "tolist")
+                            or (self.resolve(value.func) or "").startswith("numpy.")
                         )
                     ):
                         list_names.add(t.id)
@@ -536,6 +537,17 @@ class ModuleFacts:
                     list_names.add(n.args[0].id)  # a sized collection: data, not a size
             elif (cls is ast.For or cls is ast.comprehension) and isinstance(n.iter, ast.Name):
                 list_names.add(n.iter.id)
+            elif cls is ast.Compare:
+                # ``x == []``, ``type(x) == list``: a collection
+                parts = [n.left, *n.comparators]
+                if any(isinstance(p, (ast.List, ast.Tuple)) or (isinstance(p, ast.Name) and p.id in ("list", "tuple"))
+                       for p in parts):
+                    for p in parts:
+                        if isinstance(p, ast.Call) and isinstance(p.func, ast.Name) and p.func.id == "type" \
+                                and len(p.args) == 1:
+                            p = p.args[0]
+                        if isinstance(p, ast.Name) and p.id not in ("list", "tuple"):
+                            list_names.add(p.id)
             elif cls is ast.Name:
                 if n.ctx.__class__ is ast.Store:
                     bound.add(n.id)

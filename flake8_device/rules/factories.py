@@ -19,6 +19,7 @@ from ..names import (
     RANDOM_FACTORIES,
 )
 from ..facts import _is_device_name, _is_dtype_name, is_int_expr
+from . import placement
 from .common import NO_PROPERTY, has_star, is_device_like_name, kw, with_property
 
 NO_SOURCE = "no device source in scope (no self.device, device variable or tensor to follow)"
@@ -207,7 +208,23 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
             fix,
             why,
         )
+    if not ck.guarded:
+        _report_portability(ck, movers, fix, why)
     return True
+
+
+def _report_portability(ck, movers: List[Step], fix, why) -> None:
+    """One code per concern: the chain also fails where the accelerator is missing, so each hardcoded
+    move is reported under its portability code too (DEV001 ``.to("cuda")``, DEV002 ``.cuda()``),
+    carrying the very same fix as the DEV101/DEV103 diagnostic of the chain."""
+    for step in movers:
+        lit = step.literal
+        if lit is None:
+            continue
+        if isinstance(lit, ast.Call):
+            ck.report("DEV002", lit, placement.cuda_message(ck, placement.cuda_index(lit)), fix, why)
+        else:
+            ck.report("DEV001", lit, placement.to_message(ck, lit), fix, why)
 
 
 def _legacy_msg(ck, factory, name, target) -> str:
@@ -215,6 +232,17 @@ def _legacy_msg(ck, factory, name, target) -> str:
     moved = f", then moved to {target}" if target else ""
     return (f"torch.{name}() is a legacy constructor that always allocates on the CPU{moved}; "
             f"use torch.tensor(..., dtype={dtype}, device=...)")
+
+
+_COUNT_WORDS = ("num", "count", "size", "dim", "channels", "planes", "features", "len", "length", "width",
+                "height", "depth", "classes", "heads", "batch")
+
+
+def _count_like(node: ast.AST) -> bool:
+    """``out_channels``, ``num_boxes``, ``self.hidden_dim``, ``n``: names that read as counts."""
+    name = (node.attr if isinstance(node, ast.Attribute) else node.id).lower()
+    return name in ("n", "k", "m") or name.startswith(("n_", "num")) or any(
+        name == w or name.endswith("_" + w) or name.startswith(w + "_") for w in _COUNT_WORDS)
 
 
 def _legacy_target(ck, factory: ast.Call, name: str):
@@ -230,8 +258,11 @@ def _legacy_target(ck, factory: ast.Call, name: str):
     """
     torch = ck.torch_name() or "torch"
     args = factory.args
-    if factory.keywords or has_star(factory):
+    if factory.keywords:
         return None
+    if any(isinstance(a, ast.Starred) for a in args):
+        # ``torch.Tensor(c, *kernel_size)``: unpacked sizes
+        return (f"{torch}.empty", False) if len(args) > 1 else None
     if not args:
         return f"{torch}.empty", True
     func = ck.current_function()
@@ -246,6 +277,8 @@ def _legacy_target(ck, factory: ast.Call, name: str):
             return f"{torch}.empty", True
         if isinstance(a, ast.Name) and func is not None and a.id in func.list_names:
             return f"{torch}.tensor", True
+        if isinstance(a, ast.Name) and func is not None and a.id in func.tensor_names:
+            return f"{torch}.tensor", False  # copies a tensor or storage: same values
         if isinstance(a, ast.Call):
             q = ck.resolve(a.func) or ""
             if q.startswith(("numpy.", "np.")) or q in ("list", "tuple") or (
@@ -253,7 +286,7 @@ def _legacy_target(ck, factory: ast.Call, name: str):
             ):
                 return f"{torch}.tensor", True
             return f"{torch}.tensor", False  # a call's result: guessed to be data
-        if isinstance(a, (ast.Name, ast.Attribute, ast.BinOp)):
+        if isinstance(a, ast.BinOp) or (isinstance(a, (ast.Name, ast.Attribute)) and _count_like(a)):
             return f"{torch}.empty", False  # an integer variable means a size
         return f"{torch}.tensor", False
     if all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in args):
