@@ -694,6 +694,8 @@ def main(
                     continue
         if use_stdin and write_mode:
             out.write(report.text)
+        if diff_mode:
+            continue  # the diff is the whole output
         if args.statistics or not text_format:
             items.extend(_items(report, shown, runner, fixing, fmt if not args.statistics else "text"))
         elif not args.quiet and not diff_mode:
@@ -705,7 +707,9 @@ def main(
     found = sum(len(r.found) for r in reports)
     # What goes to standard output in a structured format is only that format.
     side = report_out if text_format else err
-    if args.statistics:
+    if diff_mode:
+        pass
+    elif args.statistics:
         report_out.write(output.write_statistics(items, fmt))
     elif not text_format:
         report_out.write(output.WRITERS[fmt](items, errors=errors))

@@ -266,3 +266,24 @@ def test_add_noqa_keeps_the_code_and_suppresses(pieces, codes, newline):
     assert all(noqa.suppresses(line, code) for line, code in reports)
     assert new.count("\r\n") == text.count("\r\n")
     assert add_noqa(new, reports)[0] == new  # a second run changes nothing
+
+
+def test_diff_output_is_only_the_diff(project):
+    (project / "m.py").write_text('x = "cuda"\n')
+    for extra in ([], ["--output-format", "json"], ["--statistics"]):
+        code, out, _ = run(["--isolated", "--diff", *extra, "m.py"])
+        assert code == 1 and out.startswith("--- a/m.py\n") and out.endswith("+x = dev\n"), extra
+
+
+def test_every_option_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    for action in cli.build_parser()._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and flag != "--help":
+                assert f"`{flag}" in doc, f"{flag} is not in docs/cli.md"
+    for fmt in output.FORMATS:
+        assert f"`{fmt}`" in doc, fmt
+    for code in ("| 0 |", "| 1 |", "| 2 |"):
+        assert code in doc
