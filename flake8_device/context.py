@@ -10,7 +10,7 @@ reads engine -> rules -> facts/inference.
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 try:  # Python >= 3.8
     from typing import Protocol
@@ -21,7 +21,7 @@ from .diagnostics import Span
 from .options import Options
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .diagnostics import Fix, InsertBefore
+    from .diagnostics import Diagnostic, Fix, InsertBefore
     from .facts import ClassInfo, FuncInfo
     from .inference import DeviceChoice
 
@@ -37,7 +37,16 @@ class RuleContext(Protocol):
         ``class_stack`` (the enclosing functions and classes, innermost last);
         ``handled`` (ids of nodes already covered by a bigger diagnostic: add a
         node's id to keep other rules off it); ``module_device_names``
-        (module-level names bound to a device, with their line).
+        (module-level names bound to a device, with their line);
+        ``module_names`` (every name bound at module level, with its first
+        line); ``tree`` (the module); ``torch_alias`` (the name an import binds
+        to torch, if any) and ``binds_torch`` (whether the name ``torch``
+        itself is imported); ``rule_state`` (a dict a rule may keep facts of
+        this run in, under names it chooses).
+
+    Fix text that names ``torch`` is completed by the engine: respelled with
+    the module's alias, or given ``needs=("torch",)``; rules just write
+    ``ck.torch_name()`` or ``torch``.
     """
 
     options: Options
@@ -49,11 +58,18 @@ class RuleContext(Protocol):
     class_stack: List["ClassInfo"]
     handled: Set[int]
     module_device_names: Dict[str, int]
+    module_names: Dict[str, int]
+    tree: ast.AST
+    torch_alias: Optional[str]
+    binds_torch: bool
+    rule_state: Dict[str, Any]
 
     # ---- reporting -------------------------------------------------------
     def report(self, code: str, node_or_span, message: str, fix: Optional["Fix"] = None,
-               no_fix_reason: Optional[str] = None) -> None:
-        """Record a diagnostic at a node (or span), with the fix it offers or why there is none."""
+               no_fix_reason: Optional[str] = None, same_fix_as: Optional["Diagnostic"] = None) -> "Diagnostic":
+        """Record a diagnostic at a node (or span), with the fix it offers or why there is none; return it.
+
+        ``same_fix_as`` shares another diagnostic's fix object (one fix serving two codes)."""
 
     # ---- names and source ------------------------------------------------
     def resolve(self, node: ast.AST) -> Optional[str]:
@@ -77,7 +93,7 @@ class RuleContext(Protocol):
         """Whether the code being visited runs only where an accelerator is present."""
 
     def infer_device(self, at: ast.AST, exclude_roots: Set[str] = frozenset(),
-                     allow_add_property: bool = True) -> Optional["DeviceChoice"]:
+                     allow_add_property: bool = True, allow_new_device: bool = False) -> Optional["DeviceChoice"]:
         """The device expression a fix at ``at`` should use (see :func:`flake8_device.inference.infer_device`)."""
 
     def availability_expr(self, node: ast.AST, dev_type: str) -> Optional[str]:
@@ -92,6 +108,9 @@ class RuleContext(Protocol):
 
     def func_info(self, fn: ast.AST) -> "FuncInfo":
         """Facts of a function definition visited at the current position."""
+
+    def import_of(self, name: str) -> Optional[ast.stmt]:
+        """The import statement that binds ``name``, if any."""
 
     def tensor_used_params(self, func: "FuncInfo") -> Set[str]:
         """Parameters of ``func`` used in ways only a tensor supports."""
@@ -108,3 +127,22 @@ class RuleContext(Protocol):
 
     def claim_property(self, cls: "ClassInfo") -> None:
         """Record that a fix of this run adds ``cls``'s device property."""
+
+    # ---- notes from device inference, consumed by ``report`` ---------------
+    def refuse_device_expr(self, why: str) -> None:
+        """``--device-expr`` cannot be written in this statement: the next report drops its fix, saying why."""
+
+    def take_device_expr_refusal(self) -> Optional[str]:
+        """The pending refusal of this statement (cleared)."""
+
+    def note_new_device(self, name: str) -> None:
+        """A fix of this statement uses the module device ``name`` (see :func:`inference.new_module_device`)."""
+
+    def take_new_device(self) -> Optional[str]:
+        """The module device noted for this statement (cleared)."""
+
+    def claimed_module_device(self) -> Optional[str]:
+        """The module device a fix of this run defines, if any."""
+
+    def claim_module_device(self, name: str) -> bool:
+        """Record that a fix of this run defines the module device ``name``; False if one already does."""
