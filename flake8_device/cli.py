@@ -664,18 +664,15 @@ def main(
             new, edited, failed = _add_noqa(report, runner)
             for line, code in failed:
                 fail(f"{shown}:{line}: {code}: no place for a # noqa comment")
-            if edited:
-                if use_stdin:
-                    pass
-                else:
-                    try:
-                        write_checked(source, new, roots)
-                    except SourceError as exc:
-                        fail(f"{path}: {exc}")
-                        continue
-                noqa_added += edited
             if use_stdin:
-                out.write(new)
+                out.write(new)  # the source, with the comments, goes back on standard output
+            elif edited:
+                try:
+                    write_checked(source, new, roots)
+                except SourceError as exc:
+                    fail(f"{path}: {exc}")
+                    continue
+            noqa_added += edited
             continue
         if report.changed:
             would_change += 1
@@ -698,7 +695,7 @@ def main(
             continue  # the diff is the whole output
         if args.statistics or not text_format:
             items.extend(_items(report, shown, runner, fixing, fmt if not args.statistics else "text"))
-        elif not args.quiet and not diff_mode:
+        elif not args.quiet:
             for line in _text_lines(report, shown, runner, args, fixing):
                 print(line, file=report_out)
 

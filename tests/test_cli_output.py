@@ -287,3 +287,9 @@ def test_every_option_is_documented():
         assert f"`{fmt}`" in doc, fmt
     for code in ("| 0 |", "| 1 |", "| 2 |"):
         assert code in doc
+
+
+def test_add_noqa_on_stdin_prints_the_source(project):
+    code, out, err = run(["--isolated", "--add-noqa", "-", "--stdin-filename", "m.py"], stdin='x = "cuda"\ny = 1\n')
+    assert code == 0 and out == 'x = "cuda"  # noqa: DEV001\ny = 1\n'
+    assert "Added 1 noqa directive(s)." in err and not (project / "m.py").exists()
