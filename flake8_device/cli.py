@@ -490,6 +490,8 @@ def _text_lines(report: FileReport, path: str, runner: "Runner", args: argparse.
 
 def _items(report: FileReport, path: str, runner: "Runner", fixing: bool, fmt: str) -> List[output.Item]:
     diags = [d for d, _ in report.left]
+    if not diags:
+        return []
     rows = add_noqa.noqa_rows(report.text, {d.span.line for d in diags}) if fmt in output.NEEDS_EDITS else {}
     items = []
     for d in diags:

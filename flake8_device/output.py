@@ -119,10 +119,18 @@ def text_edits(old: str, new: str) -> List[Edit]:
         starts.append(starts[-1] + len(line))
     index = LineIndex(old)
     edits: List[Edit] = []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    # the lines before the first change and after the last one need no matching
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    matcher = difflib.SequenceMatcher(None, a[head:len(a) - tail], b[head:len(b) - tail], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
+        i1, i2, j1, j2 = i1 + head, i2 + head, j1 + head, j2 + head
         before = "".join(a[i1:i2])
         after = "".join(b[j1:j2])
         lead = 0
