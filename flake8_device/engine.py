@@ -83,15 +83,27 @@ class Checker:
         self.diagnostics.sort(key=lambda d: (d.span.line, d.span.col, d.code))
         return self.diagnostics
 
-    def report(self, code: str, node_or_span, message: str, fix=None, no_fix_reason=None):
+    def report(self, code: str, node_or_span, message: str, fix=None, no_fix_reason=None,
+               same_fix_as: Optional[Diagnostic] = None) -> Diagnostic:
+        """Record a diagnostic and return it.
+
+        ``same_fix_as``: another diagnostic of this run whose fix (or reason for having none) this one
+        shares, the very same object, as one fix serving two codes (DEV101 and DEV001 on one chain).
+        """
         span = node_or_span if isinstance(node_or_span, Span) else Span.of(node_or_span)
-        if not self.fixes:
+        if same_fix_as is not None:
+            fix, no_fix_reason = same_fix_as.fix, same_fix_as.no_fix_reason
+            if no_fix_reason and no_fix_reason.startswith(same_fix_as.code + ":"):
+                no_fix_reason = code + no_fix_reason[len(same_fix_as.code):]  # the reason names this code
+        elif not self.fixes:
             fix = no_fix_reason = None
         else:
             fix, no_fix_reason = inference.finish_fix(self, code, span.line, fix, no_fix_reason)
             if fix is None and no_fix_reason is None:
                 no_fix_reason = "no automatic fix for this pattern"
-        self.diagnostics.append(Diagnostic(code, message, span, fix, no_fix_reason))
+        diagnostic = Diagnostic(code, message, span, fix, no_fix_reason)
+        self.diagnostics.append(diagnostic)
+        return diagnostic
 
     # ---- per-statement notes from device inference (consumed by report) --------
     def refuse_device_expr(self, why: str) -> None:

@@ -78,12 +78,15 @@ def test_seed_file_reports_every_listed_line():
         'torch.arange(scores.shape[0]).to("cuda")',
         'torch.ones(size=(num_left, num_frames)).to("cuda") < 0',
     ]
+    # one code per concern: every hardcoded line also carries a portability (DEV0xx) code
+    portability = {int(l.split(":")[0]) for l in expected if l.split()[1].startswith("DEV0")}
     for needle in needles:
         hits = [i + 1 for i, l in enumerate(text) if needle in l]
         assert hits, needle
         for h in hits:
             # multi-line calls are reported on the line where the expression starts
             assert h in flagged or h - 1 in flagged, (needle, h)
+            assert h in portability or h - 1 in portability, (needle, h)
 
 
 def _flake8(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -104,6 +107,37 @@ def test_flake8_plugin_matches_engine_and_honours_noqa():
                 assert row not in got
             else:
                 assert row in got
+
+
+def test_one_code_per_concern_survives_ignoring_the_efficiency_and_style_codes(tmp_path):
+    """``torch.zeros(n).to("cuda")``, ``torch.IntTensor(ids).to("cuda")``, ``torch.rand(3).cuda()`` fail on a
+    CPU-only machine: with DEV101 and DEV103 switched off they are still reported, as DEV001/DEV002."""
+    f = tmp_path / "m.py"
+    f.write_text(
+        "import torch\n\n\ndef f(n, ids):\n"
+        "    a = torch.zeros(n).to('cuda')\n"
+        "    b = torch.IntTensor(ids).to('cuda')\n"
+        "    c = torch.rand(3).cuda()\n"
+        "    d = torch.ones(n).to(torch.float32).to(device='cuda:1')\n"
+        "    if torch.cuda.is_available():\n"
+        "        e = torch.zeros(n).to('cuda')\n"
+        "    return a, b, c, d, e\n"
+    )
+    res = _flake8("--isolated", "--select", "DEV", "--extend-ignore", "DEV101,DEV103", str(f), cwd=tmp_path)
+    rows = [line.split(":", 3) for line in res.stdout.splitlines()]
+    assert sorted((int(r[1]), r[3].split()[0]) for r in rows) == [
+        (5, "DEV001"), (6, "DEV001"), (7, "DEV002"), (8, "DEV001")]
+    by_line = {}
+    for d in check_source(f.read_text()):
+        by_line.setdefault(d.span.line, []).append(d)
+    for line in (5, 6, 7, 8):
+        chain, portability = sorted(by_line[line], key=lambda d: d.code.startswith("DEV0"))
+        assert chain.code in ("DEV101", "DEV103") and portability.code in ("DEV001", "DEV002")
+        assert portability.fix is chain.fix and chain.fix is not None
+    seed = _flake8("--isolated", "--select", "DEV", "--extend-ignore", "DEV101,DEV103", str(SEED))
+    reported = {int(l.split(":")[1]) for l in seed.stdout.splitlines()}
+    for d in check_source(SEED.read_text()):  # each diagnostic's expression has a line still reported
+        assert reported & set(range(d.span.line, d.span.end_line + 1)), d
 
 
 def test_flake8_version_lists_plugin():
@@ -156,7 +190,7 @@ def test_flake8_syntax_error_is_e999_and_plugin_does_not_crash(tmp_path):
 def test_flake8_per_file_ignores_and_config(tmp_path):
     (tmp_path / "a.py").write_text("import torch\nx = torch.ones(2).to('cuda')\n")
     (tmp_path / "b.py").write_text("import torch\ny = torch.ones(2).to('cuda')\n")
-    (tmp_path / "setup.cfg").write_text("[flake8]\nselect = DEV\nper-file-ignores =\n    b.py: DEV101\n")
+    (tmp_path / "setup.cfg").write_text("[flake8]\nselect = DEV\nper-file-ignores =\n    b.py: DEV101,DEV001\n")
     res = _flake8("a.py", "b.py", cwd=tmp_path)
     assert "a.py:2:5: DEV101" in res.stdout
     assert "b.py" not in res.stdout
@@ -164,7 +198,8 @@ def test_flake8_per_file_ignores_and_config(tmp_path):
 
 def test_device_expr_option_reaches_fixes(tmp_path):
     src = "import torch\nDEV = torch.device('cpu')\nx = torch.ones(2).to('cuda')\n"
-    [d] = check_source(src, options=Options(device_expr="DEV"))
+    d, companion = check_source(src, options=Options(device_expr="DEV"))
+    assert (d.code, companion.code) == ("DEV101", "DEV001") and companion.fix is d.fix
     assert d.fix is not None and "DEV" in d.fix.ops[-1].keywords[-1][1]
 
 
@@ -182,7 +217,7 @@ def test_aliased_imports():
         "import torch as T\nfrom torch import zeros, device as D\n"
         "a = zeros(3).to('cuda')\nb = T.ones(2).cuda()\nc = D('cuda')\n"
     )
-    assert [d.code for d in check_source(src)] == ["DEV101", "DEV101", "DEV003"]
+    assert [d.code for d in check_source(src)] == ["DEV101", "DEV001", "DEV002", "DEV101", "DEV003"]
 
 
 @pytest.mark.parametrize("path", [*sorted(RULES.glob("DEV*.py")), SEED], ids=lambda p: p.stem)
@@ -201,7 +236,8 @@ def test_renamed_imports_are_followed():
         "def f(x):\n    a = Z(3).to('cuda')\n    b = IT([1]).cuda()\n    with ac():\n        pass\n"
         "    import torch as tt\n    return tt.arange(2).to('cuda')\n"
     )
-    assert [d.code for d in check_source(src)] == ["DEV005", "DEV101", "DEV103", "DEV005", "DEV101"]
+    assert [d.code for d in check_source(src)] == ["DEV005", "DEV101", "DEV001", "DEV002", "DEV103", "DEV005",
+                                                   "DEV101", "DEV001"]
 
 
 def test_flake8_device_accelerators_option(tmp_path):
@@ -216,8 +252,10 @@ def test_flake8_device_accelerators_option(tmp_path):
 
 
 def _fix_of(src: str, line: int):
-    [d] = [d for d in check_source(src) if d.span.line == line]
-    return d
+    """The diagnostic of ``line``; a chain's DEV101/DEV103 and its DEV001/DEV002 share one fix."""
+    found = [d for d in check_source(src) if d.span.line == line]
+    assert found and all(d.fix is found[0].fix and d.no_fix_reason == found[0].no_fix_reason for d in found)
+    return found[0]
 
 
 def test_lessons_from_real_dvis_daq_code():

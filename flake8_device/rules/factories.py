@@ -197,10 +197,10 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
         target = movers[-1].device if movers else None
     fix, why = _build_fix(ck, outer, factory, kind, name, steps)
     if kind == "legacy":
-        ck.report("DEV103", outer, _legacy_msg(ck, factory, name, target), fix, why)
+        chain = ck.report("DEV103", outer, _legacy_msg(ck, factory, name, target), fix, why)
     else:
         where = f"hardcoded {target}" if literal is not None else f"{target}"
-        ck.report(
+        chain = ck.report(
             "DEV101",
             outer,
             f"torch.{name}() allocates on the host and is then moved to {where}; "
@@ -209,11 +209,11 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
             why,
         )
     if not ck.guarded:
-        _report_portability(ck, movers, fix, why)
+        _report_portability(ck, movers, chain)
     return True
 
 
-def _report_portability(ck, movers: List[Step], fix, why) -> None:
+def _report_portability(ck, movers: List[Step], chain) -> None:
     """One code per concern: the chain also fails where the accelerator is missing, so each hardcoded
     move is reported under its portability code too (DEV001 ``.to("cuda")``, DEV002 ``.cuda()``),
     carrying the very same fix as the DEV101/DEV103 diagnostic of the chain."""
@@ -222,9 +222,9 @@ def _report_portability(ck, movers: List[Step], fix, why) -> None:
         if lit is None:
             continue
         if isinstance(lit, ast.Call):
-            ck.report("DEV002", lit, placement.cuda_message(ck, placement.cuda_index(lit)), fix, why)
+            ck.report("DEV002", lit, placement.cuda_message(ck, placement.cuda_index(lit)), same_fix_as=chain)
         else:
-            ck.report("DEV001", lit, placement.to_message(ck, lit), fix, why)
+            ck.report("DEV001", lit, placement.to_message(ck, lit), same_fix_as=chain)
 
 
 def _legacy_msg(ck, factory, name, target) -> str:

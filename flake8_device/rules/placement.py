@@ -21,13 +21,20 @@ def check_to(ck, node: ast.Call) -> None:
         dev_type, plain = lit
         exclude = receiver_roots(node.func.value)
         fix, why = device_fix(ck, node, arg, plain, exclude, allow_new_device=True)
-        ck.report(
-            "DEV001",
-            arg,
-            f"hardcoded accelerator device {ck.src(arg)} in .to(); follow the device of the model or the data",
-            fix,
-            why,
-        )
+        ck.report("DEV001", arg, to_message(ck, arg), fix, why)
+
+
+def to_message(ck, arg) -> str:
+    return f"hardcoded accelerator device {ck.src(arg)} in .to(); follow the device of the model or the data"
+
+
+def cuda_index(node: ast.Call):
+    """The device index a ``.cuda(...)`` call names, or None for ``.cuda()``."""
+    index = node.args[0] if node.args else None
+    for k in node.keywords:
+        if k.arg == "device":
+            index = k.value
+    return index
 
 
 def check_cuda(ck, node: ast.Call) -> None:
@@ -37,10 +44,7 @@ def check_cuda(ck, node: ast.Call) -> None:
     # torch.cuda is a module, not a call target; ``x.cuda`` must be a call on a value.
     if ck.resolve(node.func) is not None and ck.resolve(node.func).startswith("torch."):
         return
-    index = node.args[0] if node.args else None
-    for k in node.keywords:
-        if k.arg == "device":
-            index = k.value
+    index = cuda_index(node)
     choice = ck.infer_device(node, exclude_roots=receiver_roots(recv), allow_new_device=True)
     if choice is None:
         fix, why = None, "no device source in scope (no self.device, device variable or tensor to follow)"
@@ -54,9 +58,9 @@ def check_cuda(ck, node: ast.Call) -> None:
             fix, why = None, NO_PROPERTY
         else:
             fix, why = Fix(tuple(ops), choice.safe and index is None, desc), None
-    ck.report("DEV002", node, _msg(ck, index), fix, why)
+    ck.report("DEV002", node, cuda_message(ck, index), fix, why)
 
 
-def _msg(ck, index) -> str:
+def cuda_message(ck, index) -> str:
     where = f".cuda({ck.src(index)})" if index is not None else ".cuda()"
     return f"{where} hardcodes the CUDA device; use .to(<device>) with the device of the model or the data"
