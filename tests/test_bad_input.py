@@ -296,7 +296,8 @@ def test_engine_lines_match_the_tokenizer(sep):
     from flake8_device.engine import check_source
 
     src = f"import torch\ndef f(x: torch.Tensor):\n    s = '{sep}'  # {sep} here\n    return torch.zeros(2).cuda()\n"
-    [d] = [d for d in check_source(src) if d.code in ("DEV002", "DEV101")]
+    d, portability = [d for d in check_source(src) if d.code in ("DEV002", "DEV101")]
+    assert portability.fix is d.fix  # one fix for the chain's DEV101 and its DEV002
     assert d.span.line == 4
     assert d.fix is not None and "x.device" in str(d.fix.ops)
 
