@@ -196,6 +196,23 @@ _is_device_name = is_device_name
 
 _INT_CALLS = frozenset({"len", "int", "round", "max", "min", "sum", "abs"})
 
+# ``torch.*`` callables that do not return tensors (modules, devices, state, loaded objects...).
+_NOT_TENSOR_PREFIXES = ("torch.nn.", "torch.cuda.", "torch.utils.", "torch.distributed.", "torch.backends.",
+                        "torch.jit.", "torch.optim.", "torch.amp.", "torch.autograd.", "torch.accelerator.",
+                        "torch.device", "torch.load", "torch.Size", "torch.Generator", "torch.finfo",
+                        "torch.iinfo", "torch.get_", "torch.is_", "torch.set_", "torch.no_grad",
+                        "torch.enable_grad", "torch.inference_mode", "torch.manual_seed", "torch.numel",
+                        "torch.Stream", "torch.Event", "torch.compile", "torch.hub.", "torch.onnx.")
+
+
+def returns_tensor(qual: str) -> bool:
+    """Whether a call to ``qual`` (a resolved ``torch.*`` name) returns a tensor (or tensors)."""
+    if not qual.startswith("torch."):
+        return False
+    if qual.startswith("torch.nn.functional.") or qual.startswith("torch.nn.init."):
+        return True
+    return not qual.startswith(_NOT_TENSOR_PREFIXES)
+
 # Attributes only a tensor has (not a numpy array, an nn.Module or a config
 # object): reading one of them on a name is evidence that the name is a tensor.
 TENSOR_ONLY_ATTRS = frozenset({
@@ -500,7 +517,7 @@ class ModuleFacts:
                     # ``a, b = torch.min(c, dim=1)`` and ``i = torch.min(c, dim=1)[1]`` bind tensors too
                     call = value.value if isinstance(value, ast.Subscript) else value
                     q = self.resolve(call.func) if isinstance(call, ast.Call) else None
-                    if q and q.startswith("torch.") and not q.startswith("torch.device"):
+                    if q and returns_tensor(q):
                         for t in targets:
                             names = t.elts if isinstance(t, ast.Tuple) else [t]
                             for e in names:
@@ -529,7 +546,7 @@ class ModuleFacts:
                         list_names.add(t.id)
                     if isinstance(value, ast.Call) and torch is not None:
                         q = self.resolve(value.func) or ""
-                        if q.startswith("torch.") and not q.startswith("torch.device"):
+                        if returns_tensor(q):
                             tensor_names.setdefault(t.id, n.lineno)
             elif cls is ast.Call:
                 f = n.func
