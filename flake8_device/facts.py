@@ -73,7 +73,7 @@ class FuncInfo:
         self._list_names: Set[str] = set()
         self._str_names: Set[str] = set()
         self._int_names: Set[str] = set()
-        self._bound_names: Set[str] = set()
+        self._bound_names: Dict[str, int] = {}
         self._device_aware = False
         self._tensor_params: Optional[Set[str]] = None
 
@@ -113,8 +113,8 @@ class FuncInfo:
         return self._int_names
 
     @property
-    def bound_names(self) -> Set[str]:
-        """Every name the function binds: parameters, assignments, loop targets, imports, defs."""
+    def bound_names(self) -> Dict[str, int]:
+        """Every name the function binds (parameters, assignments, loop targets, imports, defs) -> first line."""
         self._scan()
         return self._bound_names
 
@@ -491,7 +491,8 @@ class ModuleFacts:
         device_names, tensor_names, list_names = info._device_names, info._tensor_names, info._list_names
         str_names = info._str_names
         int_names, bound = info._int_names, info._bound_names
-        bound.update(info.params)
+        for name in info.params:
+            bound[name] = getattr(fn, "lineno", 0)
         for p, d in param_defaults(fn):
             if isinstance(d, ast.Constant) and isinstance(d.value, str):
                 str_names.add(p.arg)
@@ -567,12 +568,13 @@ class ModuleFacts:
                             list_names.add(p.id)
             elif cls is ast.Name:
                 if n.ctx.__class__ is ast.Store:
-                    bound.add(n.id)
+                    if bound.get(n.id, n.lineno + 1) > n.lineno:
+                        bound[n.id] = n.lineno
             elif cls is ast.FunctionDef or cls is ast.AsyncFunctionDef or cls is ast.ClassDef:
-                bound.add(n.name)
+                bound.setdefault(n.name, n.lineno)
             elif cls is ast.Import or cls is ast.ImportFrom:
                 for a in n.names:
-                    bound.add(a.asname or a.name.split(".")[0])
+                    bound.setdefault(a.asname or a.name.split(".")[0], n.lineno)
         info._device_aware = aware
 
     def tensor_used_params(self, func: FuncInfo) -> Set[str]:

@@ -155,7 +155,7 @@ def device_expr_refusal(ctx: "RuleContext", expr: str, at: ast.AST) -> Optional[
         return (f"--device-expr `{expr}` needs `self`, which is not bound here (module code, a class body, "
                 "a decorator or default value, a static or class method)")
     for f in ctx.func_stack:
-        if root in f.params or root in f.bound_names:
+        if root in f.params or f.bound_names.get(root, line) < line:
             return None
     bound = ctx.module_names.get(root)
     if bound is not None and (ctx.func_stack or bound < line):

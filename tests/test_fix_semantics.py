@@ -182,10 +182,17 @@ def test_device_expr_root_must_be_bound():
 
     def without(x):
         return torch.zeros(3, device="cuda")
+
+    def bound_later(x):
+        y = torch.zeros(3, device="cuda")
+        dev = x.device
+        return y, torch.ones(3, device="cuda")
     """
-    first, second = _diags(src, device_expr="dev")
+    first, second, third, fourth = _diags(src, device_expr="dev")
     assert first.fix is not None and "dev" in repr(first.fix.ops)
-    assert second.fix is None and "DEV003" in second.no_fix_reason and "`dev`" in second.no_fix_reason
+    assert fourth.fix is not None and "dev" in repr(fourth.fix.ops)
+    for d in (second, third):
+        assert d.fix is None and "DEV003" in d.no_fix_reason and "`dev`" in d.no_fix_reason
 
 
 # ---------------------------------------------------------------- groups
