@@ -150,3 +150,98 @@ def test_engine_never_crashes_on_arbitrary_text(text):
     except (SyntaxError, ValueError):
         return
     check_source(text, tree=tree)
+
+
+# --- whole modules through the command: post-conditions and the executable oracle ----------
+
+from collections import Counter  # noqa: E402
+import io  # noqa: E402
+import tempfile  # noqa: E402
+
+from fixers.postconditions import undefined_names  # noqa: E402
+from flake8_device import cli  # noqa: E402
+
+FACTORIES = ["zeros", "ones", "arange"]
+
+
+@st.composite
+def module_case(draw):
+    """A module built from the shapes real code has: module-level tensors, plain
+    functions with no device source, tensor parameters, device defaults, legacy
+    constructors sized by a variable, methods of a class with a device; with or
+    without ``import torch`` (a module that never imports torch gets only the
+    code that does not need it, so a fix that writes ``torch`` must import it)."""
+    with_torch = draw(st.booleans())
+    header = draw(st.sampled_from(['"""Doc."""\n', "import os\n", "from __future__ import annotations\n", ""]))
+    if with_torch:
+        header += draw(st.sampled_from(["import torch\n", "import torch\nfrom torch import nn\n",
+                                        "import torch.nn.functional as F\nimport torch\n"]))
+    blocks, calls = [], []
+    kinds = ["default"] + (["module", "plain", "tensor", "legacy", "method"] if with_torch else [])
+    for i in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(kinds))
+        n = draw(st.integers(1, 4))
+        fac = draw(st.sampled_from(FACTORIES))
+        move = draw(st.sampled_from(['.to("cuda")', ".cuda()", '.to(device="cuda")']))
+        if kind == "module":
+            blocks.append(f"T{i} = torch.{fac}({n}){move}\n")
+            calls.append(f"T{i}")
+        elif kind == "plain":
+            blocks.append(f"def g{i}(n):\n    return torch.{fac}(n){move}\n")
+            calls.append(f"g{i}({n})")
+        elif kind == "tensor":
+            blocks.append(f"def h{i}(x: torch.Tensor):\n    return x + torch.{fac}(x.shape[0]){move}\n")
+            calls.append(f"h{i}(torch.ones({n}, device=DEV))")
+        elif kind == "default":
+            blocks.append(f'def d{i}(x, to_store="cuda"):\n    return (x, to_store)\n')
+            calls.append(f"d{i}({n})")
+        elif kind == "legacy":
+            blocks.append(f"def l{i}(n):\n    return torch.Tensor(n).fill_(1.5){move}\n")
+            calls.append(f"l{i}({n})")
+        else:
+            blocks.append(
+                f"class M{i}(torch.nn.Module):\n"
+                "    def __init__(self):\n        super().__init__()\n"
+                '        self.register_buffer("anchor", torch.zeros(1))\n\n'
+                "    @property\n    def device(self):\n        return self.anchor.device\n\n"
+                f"    def make(self, n):\n        return torch.{fac}(n){move}\n")
+            calls.append(f"M{i}().to(DEV).make({n})")
+    return header + "\n\n".join(blocks), calls
+
+
+def _undefined(text: str) -> Counter:
+    found = undefined_names(text)
+    assert found is not None
+    return Counter(n for n, _, _ in found)
+
+
+def _fix_file(text: str, unsafe: bool) -> str:
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.py")
+        with open(path, "w") as fh:
+            fh.write(text)
+        flags = ["--fix", "--unsafe-fixes"] if unsafe else ["--fix"]
+        cli.main(["--isolated", *flags, path], stdout=io.StringIO(), stderr=io.StringIO())
+        with open(path) as fh:
+            fixed = fh.read()
+        cli.main(["--isolated", *flags, path], stdout=io.StringIO(), stderr=io.StringIO())
+        with open(path) as fh:
+            assert fh.read() == fixed, "a second --fix changed the file"
+    return fixed
+
+
+@settings(max_examples=max(20, EXAMPLES // 3), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(module_case(), st.booleans())
+def test_fixed_module_runs_like_the_original(case, unsafe):
+    from test_fix_oracle import assert_same, run_mapped, run_original, run_text
+
+    src, calls = case
+    fixed = _fix_file(src, unsafe)
+    ast.parse(fixed)
+    assert _undefined(fixed) - _undefined(src) == Counter(), fixed
+    for i, call in enumerate(calls):
+        want = run_original(src, "gen", call, {})
+        # with --unsafe-fixes every hardcoded site has a fix: the plain CPU must do
+        got = run_text(fixed, "gen", call, "cpu", {}) if unsafe else run_mapped(fixed, "gen", call, {})
+        assert_same(got, want, f"call {i}: {call}\n--- original\n{src}\n--- fixed\n{fixed}")
