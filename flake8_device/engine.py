@@ -407,7 +407,6 @@ class Checker:
         self._property_added.add(id(cls.node))
 
 
-
 def check_source(source: str, filename: str = "<string>", options: Optional[Options] = None,
                  tree: Optional[ast.AST] = None, lines: Optional[Sequence[str]] = None,
                  fixes: bool = True) -> List[Diagnostic]:
