@@ -213,6 +213,7 @@ def returns_tensor(qual: str) -> bool:
         return True
     return not qual.startswith(_NOT_TENSOR_PREFIXES)
 
+
 # Attributes only a tensor has (not a numpy array, an nn.Module or a config
 # object): reading one of them on a name is evidence that the name is a tensor.
 TENSOR_ONLY_ATTRS = frozenset({
@@ -251,6 +252,8 @@ def is_int_expr(node: ast.AST, int_names: Set[str] = frozenset()) -> bool:
         v = node.value
         return isinstance(v, ast.Attribute) and v.attr == "shape" and not isinstance(node.slice, ast.Slice)
     return False
+
+
 _is_dtype_name = is_dtype_name
 walk_shallow = _walk_shallow
 

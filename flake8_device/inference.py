@@ -239,7 +239,8 @@ def _operator_pairs(stmt: ast.stmt) -> List[Tuple[ast.AST, ast.AST]]:
     return _LAST_PAIRS[1]
 
 
-def _statement_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str], func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
+def _statement_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str],
+                      func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
     stmt = ctx.statement
     if stmt is None:
         return None
@@ -287,7 +288,8 @@ def _statement_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str], func: 
     return None
 
 
-def _sized_from_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str], func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
+def _sized_from_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str],
+                       func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
     """A known tensor whose shape or size the value is built from: ``torch.full((x.shape[0],), -1)``."""
     if func is None:
         return None

@@ -8,7 +8,6 @@ module device introduced for code that has none in scope.
 
 from __future__ import annotations
 
-import ast
 import io
 import pathlib
 import shutil

@@ -24,7 +24,7 @@ _CALL_FIXABLE = ("autocast", "GradScaler")
 _NUMERICS = "enabled only where CUDA is available, so every machine computes in the same dtypes as before"
 
 
-def _availability(ck, dev_type: str = "cuda"):
+def _availability(ck, dev_type: str):
     tmpl = AVAILABILITY_EXPR.get(dev_type)
     return tmpl.format(torch=ck.torch_name() or "torch") if tmpl else None
 
@@ -122,7 +122,7 @@ def check_amp_call(ck, node: ast.Call, qual: str) -> None:
         ck.report("DEV005", node, f"{qual} is CUDA-only; use torch.amp.{short} with device_type",
                   None, "torch.amp equivalent needs a device_type chosen by hand")
         return
-    avail = _availability(ck)
+    avail = _availability(ck, "cuda")
     if node.args or has_star(node):
         fix, why = None, "positional arguments change meaning in torch.amp; rewrite by hand"
     else:
