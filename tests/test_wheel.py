@@ -48,10 +48,11 @@ def load(path):
     return torch.load(path)
 '''
 
-UNFIXABLE = '''\
+# Only an unsafe fix: the --check of version 0.1.0 as first written exited 0 on it.
+NOT_SAFELY_FIXABLE = '''\
 import torch
 
-DEVICE = torch.device("cuda")
+STATE = torch.load("w.pt")
 '''
 
 
@@ -356,11 +357,12 @@ def test_closed_pipe_is_quiet(venv, project):
 
 
 def test_check_reports_and_fails_on_any_diagnostic(venv, project):
-    (project / "src" / "model.py").write_text(UNFIXABLE)
+    (project / "src" / "model.py").write_text(NOT_SAFELY_FIXABLE)
     r = _tool(venv, "--check", "src", cwd=project)
     assert r.returncode == 1, r.stdout
-    assert "src/model.py:3:10: DEV003" in r.stdout
-    assert (project / "src" / "model.py").read_text() == UNFIXABLE
+    assert "src/model.py:3:9: DEV006" in r.stdout
+    assert _tool(venv, "--check", "--fix", "src", cwd=project).returncode == 1
+    assert (project / "src" / "model.py").read_text() == NOT_SAFELY_FIXABLE
     (project / "src" / "model.py").write_text("x = 1\n")
     assert _tool(venv, "--check", "src", cwd=project).returncode == 0
 
