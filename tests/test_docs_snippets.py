@@ -55,6 +55,8 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<lang>[\w+-]*)[^\n]*
                     re.M | re.S)
 
 RUN = {"flake8", "flake8-device", "git"}
+# Plain shell commands a snippet may use around the tool's (exit 0 expected; grep and diff may say 1).
+PLAIN = {"cd", "ls", "cat", "echo", "mkdir", "cp", "mv", "rm", "touch", "diff", "head", "tail", "grep", "patch"}
 # Commands whose work is the whole set-up or a long job, tested elsewhere.
 ELSEWHERE = {
     "make": "set-up and the whole suite (make test is CI)",
@@ -171,16 +173,11 @@ def project(tmp_path) -> Path:
 
 
 def _commands(body: str) -> List[str]:
-    """The commands of a shell block: prompts dropped, continuation lines joined."""
-    joined = body.replace("\\\n", " ")
-    out = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if line.startswith("$ "):
-            line = line[2:]
-        if line and not line.startswith("#"):
-            out.append(line)
-    return out
+    """The commands of a shell block: continuation lines joined; with ``$ `` prompts, only those lines."""
+    lines = [line.strip() for line in body.replace("\\\n", " ").splitlines()]
+    if any(line.startswith("$ ") for line in lines):
+        lines = [line[2:] for line in lines if line.startswith("$ ")]  # the rest is output
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def _first_word(command: str) -> str:
@@ -192,7 +189,7 @@ def _first_word(command: str) -> str:
 
 def _is_command_block(block: Block) -> bool:
     cmds = _commands(block.body)
-    return bool(cmds) and all(_first_word(c) in RUN or _first_word(c) in ELSEWHERE for c in cmds)
+    return bool(cmds) and all(_first_word(c) in RUN | PLAIN or _first_word(c) in ELSEWHERE for c in cmds)
 
 
 SHELL = [pytest.param(b, id=b.id) for b in BLOCKS
@@ -202,13 +199,20 @@ SHELL = [pytest.param(b, id=b.id) for b in BLOCKS
 @pytest.mark.parametrize("block", SHELL)
 def test_shell_snippet(block, project):
     ran = 0
+    cwd = project
     for command in _commands(block.body):
         word = _first_word(command)
         if word in ELSEWHERE:
             continue
-        assert word in RUN, f"{block.id}: {command!r}: a command this test does not know; add it to RUN or ELSEWHERE"
-        r = _run(["bash", "-c", command], project)
-        assert r.returncode in ((0,) if word == "git" else (0, 1)), f"{block.id}: {command}\n{r.stdout}\n{r.stderr}"
+        assert word in RUN | PLAIN, (f"{block.id}: {command!r}: a command this test does not know; "
+                                     "add it to RUN, PLAIN or ELSEWHERE")
+        if word == "cd":
+            cwd = (cwd / shlex.split(command)[1]).resolve()
+            assert cwd.is_dir(), f"{block.id}: {command}: no such folder in the sample project"
+            continue
+        r = _run(["bash", "-c", command], cwd)
+        ok = (0, 1) if word in RUN - {"git"} or word in ("grep", "diff") else (0,)
+        assert r.returncode in ok, f"{block.id}: {command}\n{r.stdout}\n{r.stderr}"
         assert "Traceback" not in r.stderr and "unrecognized arguments" not in r.stderr, r.stderr
         ran += 1
     if not ran:

@@ -48,7 +48,7 @@ def load(path):
     return torch.load(path)
 '''
 
-# Only an unsafe fix: the --check of version 0.1.0 as first written exited 0 on it.
+# Only an unsafe fix: the earlier --check exited 0 on it, printing the report.
 NOT_SAFELY_FIXABLE = '''\
 import torch
 
