@@ -293,3 +293,9 @@ def test_add_noqa_on_stdin_prints_the_source(project):
     code, out, err = run(["--isolated", "--add-noqa", "-", "--stdin-filename", "m.py"], stdin='x = "cuda"\ny = 1\n')
     assert code == 0 and out == 'x = "cuda"  # noqa: DEV001\ny = 1\n'
     assert "Added 1 noqa directive(s)." in err and not (project / "m.py").exists()
+
+
+def test_stdin_fix_hands_back_a_file_it_cannot_read(project):
+    # an editor that pipes a broken buffer through --fix must get its text back untouched
+    code, out, err = run(["--fix", "-", "--stdin-filename", "m.py"], stdin="def (:\n")
+    assert code == 2 and out == "def (:\n" and "m.py:1:" in err and "E999" in err
