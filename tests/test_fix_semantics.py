@@ -228,12 +228,16 @@ def test_amp_import_not_rewritten_when_a_use_cannot_follow(tmp_path):
 
     def run(x, flag):
         with autocast(flag):
-            return x @ x
+            y = x @ x
+        with autocast():
+            return y, x @ x
     """
     fixed = _fix_text(tmp_path, src)
     assert "from torch.cuda.amp import autocast" in fixed
-    out = _run(fixed)["run"](torch.ones(2, 2), True)
-    assert out.dtype == torch.float32
+    assert "with autocast(flag):" in fixed
+    assert 'with torch.amp.autocast(device_type="cuda", enabled=torch.cuda.is_available()):' in fixed
+    y, z = _run(fixed)["run"](torch.ones(2, 2), True)
+    assert y.dtype == z.dtype == torch.float32
 
 
 # ---------------------------------------------------------------- AMP numerics
