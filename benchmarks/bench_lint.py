@@ -421,7 +421,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # (report only, in process, so no interpreter start-up noise) over
         # flake8's own E,F,W time on the same files.
         share = b / by["efw"].med("cpu")
-        print(f"  (c'') (b) / E,F,W time: plugin cost    {share * 100:5.1f}%   (target <= 2%: {verdict(share <= 0.02)})")
+        print(f"  (c'') (b) / E,F,W time: plugin cost    {share * 100:5.1f}%"
+              f"   (target <= 2%: {verdict(share <= 0.02)})")
         results["(c) with/without"] = (r1, r1 <= 1.15)
         results["(c) derived"] = (derived, derived <= 1.15)
         results["(c'') plugin share"] = (share, share <= 0.02)
