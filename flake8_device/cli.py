@@ -169,9 +169,14 @@ class Runner:
         out.sort(key=lambda d: (d.span, d.code))
         return out
 
-    def apply(self, text: str, diags: List[Diagnostic], path: str):
-        """Apply ``diags``' fixes to ``text`` with every post-condition checked."""
-        return apply_fixes(text, diags, unsafe=self.unsafe, filename=path, check_names=True,
+    def apply(self, text: str, diags: List[Diagnostic], path: str, unsafe: Optional[bool] = None):
+        """Apply ``diags``' fixes to ``text`` with every post-condition checked.
+
+        ``unsafe`` overrides the run's --unsafe-fixes (the JSON and SARIF
+        outputs show the edits of unsafe fixes too).
+        """
+        unsafe = self.unsafe if unsafe is None else unsafe
+        return apply_fixes(text, diags, unsafe=unsafe, filename=path, check_names=True,
                            builtins=self.assumed_names, blocked_groups=self.blocked_groups)
 
     def run_file(self, path: str, source: Optional[SourceFile] = None) -> Tuple[FileReport, Optional[object]]:
@@ -498,7 +503,8 @@ def _items(report: FileReport, path: str, runner: "Runner", fixing: bool, fmt: s
         edits = None
         if fmt in output.NEEDS_EDITS and d.fix is not None:
             try:
-                edits = output.fix_edits(report.text, d, diags, path)
+                edits = output.fix_edits(report.text, d, diags, path,
+                                         apply=lambda t, ds: runner.apply(t, ds, report.path, unsafe=True))
             except Exception:  # a fix the fixer cannot plan: report it without edits
                 edits = None
         items.append(output.Item(path=path, diag=d, text=report.text,

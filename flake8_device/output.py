@@ -147,23 +147,36 @@ def text_edits(old: str, new: str) -> List[Edit]:
     return edits
 
 
-def fix_edits(text: str, diag: Diagnostic, others: Sequence[Diagnostic], filename: str) -> Optional[List[Edit]]:
+def fix_edits(
+    text: str,
+    diag: Diagnostic,
+    others: Sequence[Diagnostic],
+    filename: str,
+    apply: Optional[Callable[[str, List[Diagnostic]], object]] = None,
+) -> Optional[List[Edit]]:
     """The text edits of ``diag``'s fix, as the fixer makes them on ``text``.
 
     The fix is applied alone (with the other members of its group, which are
     applied together or not at all), so the edits include whatever the
     fixer adds for it, such as an ``import torch`` the fix text needs.
-    None when the fixer would not apply it on its own.
+    ``apply(text, diagnostics)`` applies fixes, unsafe ones included, with
+    the post-conditions of the run (the command passes its Runner's); by
+    default :func:`fixers.apply_fixes`.  None when the fixer would not apply
+    the fix on its own.
     """
     if diag.fix is None:
         return None
-    from fixers import apply_fixes
+    if apply is None:
+        from fixers import apply_fixes
+
+        def apply(t, ds):
+            return apply_fixes(t, ds, unsafe=True, filename=filename)
 
     members = [diag]
     group = diag.fix.group
     if group is not None:
         members += [d for d in others if d is not diag and d.fix is not None and d.fix.group == group]
-    result = apply_fixes(text, members, unsafe=True, filename=filename)
+    result = apply(text, members)
     if not any(d is diag for d in result.applied):
         return None
     old = text[1:] if text.startswith("\ufeff") else text

@@ -299,3 +299,16 @@ def test_stdin_fix_hands_back_a_file_it_cannot_read(project):
     # an editor that pipes a broken buffer through --fix must get its text back untouched
     code, out, err = run(["--fix", "-", "--stdin-filename", "m.py"], stdin="def (:\n")
     assert code == 2 and out == "def (:\n" and "m.py:1:" in err and "E999" in err
+
+
+def test_json_fix_is_null_when_the_fixer_would_refuse_it(project):
+    """The edits come from the run's own fixer, post-conditions included (here: no new undefined name)."""
+    (project / "m.py").write_text('x = t.to("cuda")\n')
+
+    def plain(source, filename, options):  # no assumed names: the toy fix text `dev` is undefined
+        return toy_linter(source, filename, options)
+
+    _, out, _ = run(["--isolated", "--output-format", "json", "m.py"], linter=plain)
+    assert json.loads(out)[0]["fix"] is None
+    _, out, _ = run(["--isolated", "--output-format", "json", "m.py"])
+    assert json.loads(out)[0]["fix"]["edits"][0]["content"] == "dev"
