@@ -200,7 +200,7 @@ class Checker:
                 if m and self.options.is_flagged_device_type(m.group(1)):
                     return m.group(1), False
             return None
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):  # "cuda:" + r, "cuda:%d" % r
             left = node.left
             if isinstance(left, ast.Constant) and isinstance(left.value, str):
                 m = _DEVICE_PREFIX.match(left.value)

@@ -85,3 +85,73 @@ def test_default_fix_keeps_a_docstring_only_body_valid(tmp_path):
     # no statement can go after the docstring here: the availability fallback is used instead
     assert "to_store='cuda' if torch.cuda.is_available() else \"cpu\"" in text
     assert ast.get_docstring(ast.parse(text).body[1].body[1]) == "Only a docstring."
+
+
+# --------------------------------------------------------------------------------------------------
+# New portability codes: the fixed goldens run here (no CUDA) and, with CUDA, behave as the originals.
+
+
+def _load(path: pathlib.Path, name: str) -> dict:
+    ns = {"__name__": name}
+    exec(compile(path.read_text(), str(path), "exec"), ns)
+    return ns
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("variant", ["out", "unsafe.out"])
+def test_dev007_fixed_golden_runs_without_cuda_as_the_original_does_with_it(variant):
+    torch = pytest.importorskip("torch")
+    fixed = _load(FIXES / f"DEV007.{variant}.py", "dev007_fixed")
+    original = _load(FIXES / "DEV007.in.py", "dev007_original")
+    model = torch.nn.Linear(3, 2)
+    x = torch.randn(4, 3)
+    batches = [torch.arange(3.0), torch.ones(2)]
+    if torch.cuda.is_available():  # the guards are true: the fixed code is the original
+        assert torch.equal(fixed["timed_forward"](model.cuda(), x.cuda()),
+                           original["timed_forward"](model, x.cuda()))
+        got = fixed["drain"]([b.cuda() for b in batches])
+        want = original["drain"]([b.cuda() for b in batches])
+        assert all(torch.equal(a, b) for a, b in zip(got, want)) and len(got) == len(want)
+        assert fixed["setup"](0) == original["setup"](0) == 0
+        return
+    with pytest.raises(Exception):
+        original["timed_forward"](model, x)
+    with pytest.raises(Exception):
+        original["setup"](0)
+    with pytest.raises(Exception):
+        original["drain"](batches)
+    assert torch.equal(fixed["timed_forward"](model, x), model(x))
+    assert fixed["setup"](0) == 0
+    if variant == "unsafe.out":  # the stream fix is unsafe: only then does the prefetcher run here
+        got = fixed["drain"](batches)
+        assert len(got) == 2 and all(torch.equal(g, b * 2) for g, b in zip(got, batches))
+    else:
+        with pytest.raises(Exception):
+            fixed["drain"](batches)
+
+
+def test_dev008_fixed_golden_initialises_the_process_group_without_cuda():
+    torch = pytest.importorskip("torch")
+    fixed = _load(FIXES / "DEV008.out.py", "dev008_fixed")
+    original = _load(FIXES / "DEV008.in.py", "dev008_original")
+    url = ["--dist-url", f"tcp://127.0.0.1:{_free_port()}"]
+    assert original["parse"](url).dist_backend == "nccl"
+    assert fixed["parse"](url).dist_backend == ("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        assert fixed["Config"].dist_backend == "nccl"
+        return
+    with pytest.raises(Exception):
+        original["init"](original["parse"](url))
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    assert torch.equal(fixed["init"](fixed["parse"](["--dist-url", f"tcp://127.0.0.1:{_free_port()}"])),
+                       torch.ones(1))
+    assert torch.equal(fixed["init_default"](port=_free_port()), torch.full((2,), 3.0))
+    assert fixed["Config"].dist_backend == "gloo"

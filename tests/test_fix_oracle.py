@@ -87,6 +87,28 @@ CALLS: Dict[str, List[str]] = {
         'n.load_weights(PATHS["state"])\nn.w',
         'read(PATHS["tensor"])',
     ],
+    "DEV001_branches": [
+        "p = Pair().to(DEV)\np(torch.arange(3.0, device=DEV), True)",
+        "p = Pair().to(DEV)\np(torch.arange(3.0, device=DEV), False)",
+    ],
+    "DEV003_types": [
+        "(convert(torch.arange(3.0)), convert(torch.arange(3.0), half=True))",
+        "(as_long(torch.ones(2, 2)), as_long(torch.arange(3.0)))",
+    ],
+    "DEV004_built": [
+        'load(PATHS["tensor"])',
+        "place(torch.arange(3.0))",
+        "place_concatenated(torch.arange(3.0))",
+    ],
+    "DEV007": [
+        "timed_forward(torch.nn.Linear(3, 2).to(DEV), torch.ones(4, 3, device=DEV))",
+        "setup(0)",
+    ],
+    "DEV008": [
+        # the backend follows the device: NCCL with CUDA, gloo on the CPU
+        '{"nccl": "cuda", "gloo": "cpu"}[parse([]).dist_backend]',
+        '{"nccl": "cuda", "gloo": "cpu"}[Config.dist_backend]',
+    ],
     "DEV009": [
         "torch.manual_seed(0)\n"
         "shapes = torch.tensor([[2, 2], [1, 1]], device=DEV)\n"

@@ -27,3 +27,17 @@ def not_flagged(n, x):
     e = x.type(torch.float32)
     f = torch.device("cpu")
     return a, b, c, d, e, f
+
+
+def flagged_cuda_types_as_values(x, half):
+    t = torch.cuda.HalfTensor if half else torch.cuda.FloatTensor
+    y = x.type(torch.cuda.HalfTensor if half else torch.cuda.FloatTensor)
+    types = (torch.cuda.LongTensor, torch.cuda.BoolTensor)
+    return x.type(t), y, types
+
+
+def not_flagged_cuda_types_compared(x):
+    on_gpu = isinstance(x, torch.cuda.FloatTensor)
+    same = x.type() == "torch.cuda.FloatTensor"
+    t = torch.cuda.FloatTensor if torch.cuda.is_available() else torch.FloatTensor
+    return on_gpu, same, x.type(t)

@@ -26,3 +26,17 @@ def not_flagged(path, x):
     name = "cuda"
     kind = x.device.type == "cuda"
     return device, state, name, kind
+
+
+def flagged_built_device_strings(path, gpu, rank):
+    loc = "cuda:{}".format(gpu)
+    target = "cuda:%d" % rank
+    where = "cuda:" + str(rank)
+    checkpoint = torch.load(path, map_location=loc)
+    return checkpoint, target, where
+
+
+def not_flagged_labels(gpu):
+    label = "cuda"
+    message = "running on {}".format(gpu)
+    return label, message

@@ -9,6 +9,8 @@ DEV003   hardcoded accelerator in a constructor / CUDA tensor types   constructo
 DEV004   accelerator string as default, device-like argument, const   defaults
 DEV005   CUDA-only autocast / AMP                                     amp
 DEV006   ``torch.load`` without ``map_location``                      amp
+DEV007   CUDA runtime calls (streams, events, synchronize, set_device) runtime
+DEV008   NCCL hardcoded as the distributed backend                    distributed
 DEV009   compiled-extension import with an unreachable fallback       extensions
 DEV101   device-less factory immediately moved                        factories
 DEV102   device-less factory in device-aware code (default-ignored)  factories
@@ -20,8 +22,9 @@ from __future__ import annotations
 
 import ast
 
+from ..facts import param_defaults
 from ..names import DTYPE_METHODS, FACTORIES, LEGACY_CTORS
-from . import amp, constructors, defaults, extensions, factories, placement
+from . import amp, constructors, defaults, distributed, extensions, factories, placement, runtime
 
 CODES = {
     "DEV001": "hardcoded accelerator device in a placement call",
@@ -30,6 +33,8 @@ CODES = {
     "DEV004": "accelerator string as a default, device-like argument or constant",
     "DEV005": "CUDA-only autocast/AMP",
     "DEV006": "torch.load without map_location",
+    "DEV007": "CUDA runtime call that raises where CUDA is missing",
+    "DEV008": "NCCL hardcoded as the distributed backend",
     "DEV009": "compiled-extension import whose PyTorch fallback cannot run",
     "DEV101": "device-less tensor factory immediately moved",
     "DEV102": "device-less tensor factory in device-aware code",
@@ -54,7 +59,7 @@ _HOST_METHODS = frozenset({"item", "tolist", "numpy"})
 # checked for device keyword arguments.
 CALL_NAMES = frozenset({
     "to", "cuda", "type", "type_as", "load", "device", "autocast", "GradScaler", "custom_fwd", "custom_bwd",
-    *FACTORIES, *LEGACY_CTORS, *DTYPE_METHODS, *_HOST_SINKS, *_HOST_METHODS,
+    *FACTORIES, *LEGACY_CTORS, *DTYPE_METHODS, *_HOST_SINKS, *_HOST_METHODS, *runtime.NAMES, *distributed.NAMES,
 })
 
 
@@ -83,6 +88,7 @@ def check_call(ck, node: ast.Call) -> None:
         if node.keywords:
             constructors.check_device_keyword(ck, node)
             defaults.check_call_keywords(ck, node)
+            distributed.check_call(ck, node)
         return
     _mark_host_consumed(ck, node)
     if isinstance(func, ast.Attribute):
@@ -96,7 +102,12 @@ def check_call(ck, node: ast.Call) -> None:
             placement.check_cuda(ck, node)
         elif attr == "type":
             constructors.check_type_call(ck, node)
+        elif attr == "record_stream":
+            runtime.check_call(ck, node, None)
+            return
     qual = ck.resolve(func)
+    if qual is not None and qual.startswith("torch.cuda.") and runtime.check_call(ck, node, qual):
+        return
     if qual is not None:
         if qual.startswith("torch.cuda.amp.") or qual in ("torch.autocast", "torch.amp.autocast"):
             amp.check_amp_call(ck, node, qual)
@@ -110,6 +121,7 @@ def check_call(ck, node: ast.Call) -> None:
             factories.check_factory(ck, node, qual)
     constructors.check_device_keyword(ck, node)
     defaults.check_call_keywords(ck, node)
+    distributed.check_call(ck, node)
 
 
 def check_attribute(ck, node: ast.Attribute) -> None:
@@ -122,10 +134,13 @@ def check_attribute(ck, node: ast.Attribute) -> None:
 
 def check_function_def(ck, node) -> None:
     defaults.check_defaults(ck, node)
+    distributed.check_defaults(ck, node, param_defaults(node))
 
 
 def check_assign(ck, node) -> None:
     defaults.check_assign(ck, node)
+    distributed.check_assign(ck, node)
+    constructors.check_cuda_type_value(ck, node)
 
 
 def check_import(ck, node) -> None:

@@ -93,6 +93,9 @@ def check_type_call(ck, node: ast.Call) -> None:
     if len(node.args) != 1 or ck.guarded:
         return
     arg = node.args[0]
+    if isinstance(arg, ast.IfExp):  # ``x.type(torch.cuda.HalfTensor if half else torch.cuda.FloatTensor)``
+        check_cuda_type_expr(ck, arg)
+        return
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
         qual = arg.value
     else:
@@ -111,3 +114,43 @@ def check_type_call(ck, node: ast.Call) -> None:
                        f"use .to(device={choice.expr}, dtype={dtype}): {choice.reason}"), None
     ck.report("DEV003", node, f".type({ck.src(arg)}) converts to a CUDA-only type; use "
                               f".to(device=..., dtype={dtype})", fix, why)
+
+
+def check_cuda_type_value(ck, node) -> None:
+    """``t = torch.cuda.HalfTensor if half else torch.cuda.FloatTensor``: a CUDA-only type used as a value.
+
+    Converting with it later (``x.type(t)``, ``t(data)``) raises where CUDA is missing; comparisons and
+    ``isinstance`` checks do not, and are not reported.
+    """
+    if ck.guarded or node.value is None:
+        return
+    check_cuda_type_expr(ck, node.value)
+
+
+def check_cuda_type_expr(ck, expr: ast.AST) -> None:
+    """Report each ``torch.cuda.<Type>Tensor`` that ``expr`` evaluates to (through conditionals, tuples)."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, ast.IfExp):
+            pol = ck.guard_polarity(e.test)  # a branch taken only with an accelerator is guarded
+            if pol <= 0:
+                stack.append(e.body)
+            if pol >= 0:
+                stack.append(e.orelse)
+            continue
+        if isinstance(e, (ast.Tuple, ast.List)):
+            stack.extend(e.elts)
+            continue
+        if not (isinstance(e, ast.Attribute) and e.attr in LEGACY_CTORS) or id(e) in ck.handled:
+            continue
+        qual = ck.resolve(e) or ""
+        if not qual.startswith("torch.cuda."):
+            continue
+        ck.handled.add(id(e))
+        torch = ck.torch_name() or "torch"
+        text = f"({ck.src(e)} if {torch}.cuda.is_available() else {torch}.{e.attr})"
+        fix = Fix((ReplaceNode(Span.of(e), text),), True,
+                  f"the CUDA type where CUDA is available, else the CPU type {torch}.{e.attr}")
+        ck.report("DEV003", e, f"{ck.src(e)} is a CUDA-only tensor type; converting with it fails where CUDA "
+                               f"is missing: choose {torch}.{e.attr} there", fix, None)

@@ -12,7 +12,9 @@ from .common import device_fix, is_device_like_name
 def _fallback(ck, literal, dev_type, plain, reason):
     if isinstance(literal, ast.Call) and literal.args and isinstance(literal.args[0], ast.Constant):
         literal = literal.args[0]  # torch.device("cuda"): keep the call, guard its string
-    expr = ck.availability_expr(literal, dev_type) if plain or isinstance(literal, ast.Constant) else None
+    built = isinstance(literal, (ast.JoinedStr, ast.BinOp)) or (
+        isinstance(literal, ast.Call) and isinstance(literal.func, ast.Attribute) and literal.func.attr == "format")
+    expr = ck.availability_expr(literal, dev_type) if plain or built or isinstance(literal, ast.Constant) else None
     if expr is None:
         return None, reason
     return Fix((ReplaceNode(Span.of(literal), expr),), True,
@@ -74,11 +76,12 @@ def check_assign(ck, node) -> None:
     if ck.guarded or node.value is None:
         return
     lit = ck.device_literal(node.value)
-    if lit is None or isinstance(node.value, ast.Call):
+    if lit is None or (isinstance(node.value, ast.Call) and ck.resolve(node.value.func) == "torch.device"):
         return  # torch.device("cuda") is DEV003 wherever it appears
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
     names = [t.id if isinstance(t, ast.Name) else getattr(t, "attr", "") for t in targets]
-    if ck.func_stack and not any(is_device_like_name(n) for n in names):
+    built = not isinstance(node.value, ast.Constant)  # "cuda:{}".format(rank), f"cuda:{rank}", "cuda:%d" % rank
+    if ck.func_stack and not built and not any(is_device_like_name(n) for n in names):
         return  # inside a function only device-like names count (``name = "cuda"`` may be a label)
     ck.handled.add(id(node.value))
     dev_type, plain = lit

@@ -1,0 +1,16 @@
+import torch
+
+
+def load(path, gpu=0):
+    loc = "cuda:{}".format(gpu) if torch.cuda.is_available() else "cpu"
+    return torch.load(path, map_location=loc)
+
+
+def place(x, rank=0):
+    target = "cuda:%d" % rank if torch.cuda.is_available() else "cpu"
+    return x.to(target)
+
+
+def place_concatenated(x, rank=0):
+    where = "cuda:" + str(rank) if torch.cuda.is_available() else "cpu"
+    return x.to(where) * 2

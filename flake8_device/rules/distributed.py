@@ -1,0 +1,87 @@
+"""DEV008: NCCL hardcoded as the ``torch.distributed`` backend.
+
+NCCL runs only on NVIDIA GPUs: ``init_process_group("nccl", ...)`` fails on a machine
+without CUDA ("ProcessGroupNCCL is only supported with GPUs, no GPUs found!", or
+"Distributed package doesn't have NCCL built in" on a CPU-only build).  Reported where
+the string ``"nccl"`` (or ``torch.distributed.Backend.NCCL``) is given as a backend:
+
+* the first argument or ``backend=`` of ``init_process_group`` / ``new_group``;
+* any keyword argument whose name mentions ``backend`` (``dist_backend="nccl"``);
+* an assignment to a name or attribute that mentions ``backend``
+  (``dist_backend = 'nccl'``, ``cfg.DIST_BACKEND = "nccl"``);
+* the default of a parameter that mentions ``backend``;
+* ``parser.add_argument("--dist-backend", default="nccl")``.
+
+Fix (safe): ``"nccl" if torch.cuda.is_available() else "gloo"``, the default backend
+for the device in use (``torch.distributed`` itself maps ``cpu`` to gloo and ``cuda`` to
+nccl); unchanged wherever CUDA is present.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Optional
+
+from ..diagnostics import Fix, ReplaceNode, Span
+
+_GROUP_CALLS = frozenset({"init_process_group", "new_group", "new_subgroups", "new_subgroups_by_enumeration"})
+NAMES = frozenset({*_GROUP_CALLS, "add_argument"})
+
+
+def _is_nccl(ck, node: Optional[ast.AST]) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.strip().lower() == "nccl"
+    if isinstance(node, ast.Attribute) and node.attr == "NCCL":
+        q = ck.resolve(node) or ""
+        return q.startswith("torch.distributed") or q == ""
+    return False
+
+
+def _mentions_backend(name: Optional[str]) -> bool:
+    return bool(name) and "backend" in name.lower()
+
+
+def _report(ck, node: ast.AST, where: str) -> None:
+    ck.handled.add(id(node))
+    if ck.guarded:
+        return
+    fix = None
+    if ck.fixes:
+        torch = ck.torch_name() or "torch"
+        fix = Fix((ReplaceNode(Span.of(node), f'{ck.src(node)} if {torch}.cuda.is_available() else "gloo"'),),
+                  True, "NCCL where CUDA is available, else gloo (the default backend for the CPU)")
+    ck.report("DEV008", node, f"NCCL hardcoded as the distributed backend ({where}) fails where CUDA is missing; "
+                              "use the default backend for the device in use", fix, None)
+
+
+def check_call(ck, node: ast.Call) -> None:
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if name in _GROUP_CALLS and node.args and _is_nccl(ck, node.args[0]) and id(node.args[0]) not in ck.handled:
+        _report(ck, node.args[0], f"{name}()")
+    if name == "add_argument" and any(
+        isinstance(a, ast.Constant) and isinstance(a.value, str) and _mentions_backend(a.value) for a in node.args
+    ):
+        for k in node.keywords:
+            if k.arg == "default" and _is_nccl(ck, k.value) and id(k.value) not in ck.handled:
+                _report(ck, k.value, "argparse default")
+    for k in node.keywords:
+        if _mentions_backend(k.arg) and _is_nccl(ck, k.value) and id(k.value) not in ck.handled:
+            _report(ck, k.value, f"{k.arg}=")
+
+
+def check_assign(ck, node) -> None:
+    if node.value is None or not _is_nccl(ck, node.value) or id(node.value) in ck.handled:
+        return
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    for t in targets:
+        name = t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else None
+        if _mentions_backend(name):
+            _report(ck, node.value, f"assigned to {ck.src(t)}")
+            return
+
+
+def check_defaults(ck, fn, pairs) -> None:
+    for param, default in pairs:
+        if _mentions_backend(param.arg) and _is_nccl(ck, default) and id(default) not in ck.handled:
+            _report(ck, default, f"default of parameter '{param.arg}'")
