@@ -72,7 +72,6 @@ class Checker:
         self._new_device: Optional[Tuple[int, str]] = None
         self._module_device: Optional[str] = None
         self._module_device_defined = False
-        self.module_names = self.facts.module_names
 
     # ---- entry -----------------------------------------------------------
     def run(self) -> List[Diagnostic]:
@@ -134,6 +133,11 @@ class Checker:
     @property
     def torch_alias(self) -> Optional[str]:
         return self.facts.torch_alias
+
+    @property
+    def module_names(self) -> Dict[str, int]:
+        """Every name bound at module level -> first line (see :attr:`ModuleFacts.module_names`)."""
+        return self.facts.module_names
 
     @property
     def binds_torch(self) -> bool:

@@ -284,10 +284,7 @@ class ModuleFacts:
         self.classes: Dict[str, ast.ClassDef] = {}
         # module-level names bound to a device expression
         self.module_device_names: Dict[str, int] = {}
-        # every name bound at module level (assignments, defs, classes, imports) -> first line
-        self.module_names: Dict[str, int] = {}
-        # the last statement of the imports that open the module (after a docstring)
-        self.leading_imports_end: Optional[ast.stmt] = None
+        self._module_names: Optional[Dict[str, int]] = None
 
     def _note_alias(self, name: str, target: str) -> None:
         if self._on_alias is not None and target.rsplit(".", 1)[-1] in self._watched:
@@ -344,20 +341,20 @@ class ModuleFacts:
                 for t in targets:
                     if isinstance(t, ast.Name) and _is_device_name(t.id):
                         self.module_device_names.setdefault(t.id, stmt.lineno)
-        self._module_bindings(tree)
+
+    @property
+    def module_names(self) -> Dict[str, int]:
+        """Every name bound at module level (assignments, defs, classes, imports) -> first line.
+
+        Computed on first use (only fixes need it)."""
+        if self._module_names is None:
+            self._module_names = {}
+            self._module_bindings(self.tree)
+        return self._module_names
 
     def _module_bindings(self, tree: ast.AST) -> None:
-        """Fill ``module_names`` and ``leading_imports_end``."""
-        names = self.module_names
-        body = list(getattr(tree, "body", []))
-        opening = True
-        for i, stmt in enumerate(body):
-            is_doc = i == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) \
-                and isinstance(stmt.value.value, str)
-            if opening and isinstance(stmt, (ast.Import, ast.ImportFrom)):
-                self.leading_imports_end = stmt
-            elif not is_doc:
-                opening = False
+        names = self._module_names
+        for stmt in getattr(tree, "body", []):
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.setdefault(stmt.name, stmt.lineno)
                 continue
