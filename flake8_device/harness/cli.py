@@ -1,6 +1,7 @@
 """The ``flake8-device-harness`` command.
 
-Usage: ``flake8-device-harness [--package DIR] [--out DIR] [options]``; see docs/harness.md.
+Usage: ``flake8-device-harness [--package DIR] [--out DIR] [options]`` (a bundled-style model package) or
+``flake8-device-harness --project DIR --config FILE [options]`` (a detectron2 project); see docs/harness.md.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import warnings
 from typing import Optional, Sequence, TextIO
 
 from .runner import ATOL, DEFAULT_PACKAGE, RTOL, HarnessConfig, HarnessReport, run_harness
+from .project import ORIGINAL_FIXES
 from .workspace import MUTATIONS
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -52,6 +54,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figure", action="store_true", help="do not draw saliency.png")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--mutate-fix", choices=MUTATIONS, default=None, help=argparse.SUPPRESS)
+    g = p.add_argument_group(
+        "a whole detectron2 project (--project DIR --config FILE)",
+        "copy the project's source tree twice, fix every file of one copy, build the model from its config "
+        "in separate processes and compare them (docs/harness.md)")
+    g.add_argument("--project", metavar="DIR", default=None,
+                   help="root of the project's source tree (its packages, configs/ and training script)")
+    g.add_argument("--config", metavar="FILE", default=None,
+                   help="detectron2 config file of the model, relative to the project root (or inside it)")
+    g.add_argument("--setup", metavar="MODULE:FUNC", action="append", default=None,
+                   help="a config set-up function (cfg) -> None, in order; repeat for several (default: the "
+                        "add_*_config calls of the training script's setup())")
+    g.add_argument("--setup-script", metavar="FILE", default=None,
+                   help="training script to read setup() and imports from (default: train_net*.py at the root)")
+    g.add_argument("--register", metavar="MODULE", action="append", default=None,
+                   help="a module to import so that the model's classes register; repeat for several "
+                        "(default: the project modules the training script imports)")
+    g.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                   help="config overrides, as detectron2's merge_from_list (e.g. MODEL.MASK_FORMER.DEC_LAYERS 4)")
+    g.add_argument("--num-frames", type=int, default=3, metavar="N", help="frames of the synthetic video (default 3)")
+    g.add_argument("--size", default="64x96", metavar="HxW",
+                   help="frame height x width, rounded up to the model's size divisibility (default 64x96)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the weights, inputs and random ops (default 0)")
+    g.add_argument("--threads", type=int, default=1,
+                   help="torch threads per process, the same in every process (default 1)")
+    g.add_argument("--jobs", type=int, default=2, help="processes run at the same time (default 2)")
+    g.add_argument("--capture", metavar="NAME", action="append", default=None,
+                   help="submodule or method of the model whose outputs make the inference saliency objective; "
+                        "repeat for several (default: every top-level submodule)")
+    g.add_argument("--original-fixes", metavar="CODES", default=",".join(ORIGINAL_FIXES),
+                   help="comma-separated codes whose fixes the original copy also gets, so that it can be imported "
+                        f"without a compiled extension (default {','.join(ORIGINAL_FIXES)}; 'none' for none; "
+                        "the report lists what they changed)")
+    g.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
+                   help="limit of one model process (default 900)")
     return p
 
 
@@ -63,6 +99,8 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_ERROR if exc.code not in (0, None) else EXIT_OK
+    if args.project or args.config:
+        return _main_project(args, out, err)
     cfg = HarnessConfig(
         package=args.package, out=args.out, unsafe=not args.safe_only, builder=args.builder,
         inputs=args.inputs, objective=args.objective, frames=args.frames or None,
@@ -74,7 +112,31 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
     return report.exit_code
 
 
-def run(cfg: HarnessConfig) -> HarnessReport:
+def _main_project(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .project import ProjectConfig
+
+    if not (args.project and args.config):
+        print("flake8-device-harness: --project and --config go together", file=err)
+        return EXIT_ERROR
+    try:
+        h, w = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"flake8-device-harness: --size {args.size!r}: expected HxW, e.g. 64x96", file=err)
+        return EXIT_ERROR
+    codes = [c.strip() for c in (args.original_fixes or "").split(",") if c.strip() and c.strip().lower() != "none"]
+    cfg = ProjectConfig(
+        project=args.project, config=args.config, out=args.out, unsafe=not args.safe_only, setup=args.setup,
+        setup_script=args.setup_script, imports=args.register, opts=list(args.opts), frames=args.num_frames,
+        height=h, width=w, seed=args.seed, threads=args.threads, jobs=args.jobs, capture=args.capture or [],
+        original_fixes=codes, device_type=args.device_type, rtol=args.rtol, atol=args.atol,
+        timeout=args.timeout, figure=not args.no_figure, progress=None if args.quiet else err,
+    )
+    report = run(cfg)
+    print(_terminal(report), file=out)
+    return report.exit_code
+
+
+def run(cfg) -> HarnessReport:
     """Run the harness and write report.json and report.md into ``cfg.out``."""
     from .report import write_json, write_markdown
 
@@ -83,7 +145,12 @@ def run(cfg: HarnessConfig) -> HarnessReport:
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        report = run_harness(cfg)
+        if hasattr(cfg, "project"):
+            from .project import run_project
+
+            report = run_project(cfg)
+        else:
+            report = run_harness(cfg)
     out = os.path.abspath(cfg.out)
     os.makedirs(out, exist_ok=True)
     report.files["report.json"] = os.path.join(out, "report.json")

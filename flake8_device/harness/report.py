@@ -27,7 +27,8 @@ def terminal(report: HarnessReport) -> str:
     fix = report.fix
     if fix is not None:
         lines.append(
-            f"fixer: {fix.total('found')} found, {fix.total('fixed')} fixed, {fix.total('left')} left "
+            f"fixer: {fix.total('found')} found, {fix.total('fixed')} fixed ({fix.unsafe_count()} by unsafe fixes),"
+            f" {fix.total('left')} left "
             + "(" + ", ".join(f"{k} {v}" for k, v in sorted(fix.fixed.items())) + ")"
         )
         for item in fix.left_items:
@@ -63,6 +64,11 @@ def _md_escape(text: str) -> str:
 
 
 def write_markdown(report: HarnessReport, path: str) -> None:
+    if report.config.get("mode") == "project":
+        from .project_report import write_project_markdown
+
+        write_project_markdown(report, path)
+        return
     out = os.path.dirname(path)
     env = report.environment
     lines = ["# flake8-device harness report", ""]

@@ -277,7 +277,7 @@ def _environment() -> Dict[str, Any]:
         "torch_cuda_build": torch.version.cuda,
         "cuda_available": bool(torch.cuda.is_available()),
     }
-    if env["cuda_available"]:
+    if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
     try:
         import detectron2
@@ -492,9 +492,16 @@ def _check2(check, fixed, run, progress, results):
             if grad_sum == 0.0:
                 problems.append(f"{path}: input gradients are all zero")
         check.status = FAIL if problems else PASS
+
+        def frames_text(path: str) -> str:
+            f = check.figures[path]
+            nonzero = f["frames"] - f["frames_with_zero_grad"]
+            return f"non-zero on {nonzero} of {f['frames']} input frame(s)"
+
         check.message = "; ".join(problems) if problems else (
             f"train objective {check.figures['train']['objective']:.6g}, "
-            f"infer objective {check.figures['infer']['objective']:.6g}; gradients finite and non-zero"
+            f"infer objective {check.figures['infer']['objective']:.6g}; input gradients finite, "
+            f"{frames_text('train')} (train) and {frames_text('infer')} (infer)"
         )
 
 

@@ -33,12 +33,17 @@ class FixSummary:
     fixed: Dict[str, int] = field(default_factory=dict)
     left: Dict[str, int] = field(default_factory=dict)
     left_items: List[Dict[str, object]] = field(default_factory=list)
+    fixed_items: List[Dict[str, object]] = field(default_factory=list)
     files_changed: List[str] = field(default_factory=list)
     errors: List[str] = field(default_factory=list)
     mutation: Optional[Dict[str, object]] = None
 
     def total(self, which: str) -> int:
         return sum(getattr(self, which).values())
+
+    def unsafe_count(self) -> int:
+        """How many of the applied fixes are unsafe ones."""
+        return sum(1 for item in self.fixed_items if not item.get("safe", True))
 
     def to_json(self) -> Dict[str, object]:
         return {
@@ -47,6 +52,8 @@ class FixSummary:
             "left": dict(sorted(self.left.items())),
             "totals": {k: self.total(k) for k in ("found", "fixed", "left")},
             "left_items": self.left_items,
+            "fixed_items": self.fixed_items,
+            "unsafe_fixed": self.unsafe_count(),
             "files_changed": self.files_changed,
             "errors": self.errors,
             "mutation": self.mutation,
@@ -70,13 +77,16 @@ def copy_package(src: str, root: str, name: str) -> str:
     return dest
 
 
-def fix_package(path: str, *, unsafe: bool = True) -> FixSummary:
+def fix_package(path: str, *, unsafe: bool = True, select: Optional[List[str]] = None) -> FixSummary:
     """Fix every Python file under ``path`` in place, as ``flake8-device --fix`` does.
 
     The project's own flake8 configuration is not read (``--isolated``), so
     the result does not depend on the folder the harness runs from.
+    ``select``: only these codes (or code prefixes), as ``--select``.
     """
     settings = load_settings(None, True)
+    if select:
+        settings.select = list(select)
     runner = Runner(settings, fix=True, unsafe=unsafe, max_file_size=0)
     found: Counter = Counter()
     fixed: Counter = Counter()
@@ -93,6 +103,12 @@ def fix_package(path: str, *, unsafe: bool = True) -> FixSummary:
             summary.errors.append(report.error)
         found.update(d.code for d in report.found)
         fixed.update(d.code for d in report.fixed)
+        for d in report.fixed:
+            summary.fixed_items.append({
+                "file": rel, "line": d.span.line, "code": d.code,
+                "safe": bool(d.fix.safe) if d.fix is not None else True,
+                "description": d.fix.description if d.fix is not None else "",
+            })
         for d, why in report.left:
             left[d.code] += 1
             summary.left_items.append(

@@ -1,0 +1,239 @@
+"""report.md of a project run: what model, what inputs, which fixes, what each
+check compared, and what the run proves and does not prove."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List
+
+from .project import SECTION_TITLES
+from .runner import FAIL, PASS, SKIP, HarnessReport
+
+
+def _esc(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _int(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def _section_table(sections: Dict[str, Any]) -> List[str]:
+    rows = ["| what | tensors | equal | elements | max abs diff |", "|---|---:|---:|---:|---:|"]
+    for sec, f in sections.items():
+        rows.append(f"| {_esc(SECTION_TITLES.get(sec, sec))} | {f['compared_tensors']} | {f['equal_tensors']} |"
+                    f" {_int(f['compared_elements'])} | {f['max_abs_diff']:g} |")
+    return rows
+
+
+def write_project_markdown(report: HarnessReport, path: str) -> None:
+    c = report.config
+    env = report.environment
+    model = c.get("model") or {}
+    facts = c.get("facts") or {}
+    fxf = facts.get("fixed_cpu", {})
+    size = c.get("inputs_detail") or {}
+    checks = {k.id: k for k in report.checks}
+    lines = ["# flake8-device harness report: a detectron2 project", ""]
+    status = "PASS" if report.ok else "FAIL"
+    lines.append(f"**Result: {status}** (exit code {report.exit_code}): "
+                 + ", ".join(f"check {k.id} {k.status}" for k in report.checks))
+    lines += ["", "## What was run", ""]
+    lines.append(f"- project: `{os.path.basename(c['project'])}` (`{_esc(c['project'])}`), copied twice into"
+                 f" `{_esc(os.path.join(c['out'], 'project'))}` (`original/`, `fixed/`)")
+    lines.append(f"- config: `{_esc(c['config_file'])}`" + (f" with `{' '.join(c['opts'])}`" if c.get("opts") else "")
+                 + f"; set up by {', '.join('`' + s + '`' for s in c.get('setup_functions', []))}"
+                 f" (read from `{_esc(c.get('setup_from'))}`); registering imports:"
+                 f" {', '.join('`' + s + '`' for s in c.get('registering_imports', []))}")
+    if model:
+        lines.append(f"- model: `{model.get('class')}` (`MODEL.META_ARCHITECTURE` = `{fxf.get('meta_architecture')}`),"
+                     f" {_int(model.get('parameters'))} parameters in {model.get('parameter_tensors')} tensors"
+                     f" ({_int(model.get('trainable_parameters'))} trainable), {model.get('state_tensors')}"
+                     " state-dict tensors; built by detectron2's `build_model(cfg)`")
+    weq = {r: f.get("weights_equal_before_load") for r, f in facts.items() if "weights_equal_before_load" in f}
+    lines.append(f"- weights: **random**, `MODEL.WEIGHTS` empty; seed {c.get('seed')}; the first process"
+                 " (fixed, CPU) wrote its state dict to `runs/weights.pt` and every other process loaded that file"
+                 + (" (each process's own seeded weights were already equal to it: "
+                    + ", ".join(f"{r} {v}" for r, v in sorted(weq.items())) + ")" if weq else ""))
+    if size:
+        lines.append(
+            f"- inputs: one synthetic video of {size.get('frames')} frames, {size.get('channels')} x"
+            f" {size.get('height')} x {size.get('width')} (height and width multiples of the size divisibility"
+            f" {size.get('divisibility')}; the config samples {fxf.get('config_frames')} frames in training),"
+            f" pixel values 0-255, in the format of the project's video dataset mapper: `image` (list of frames),"
+            f" `instances` (per frame: `gt_boxes`, `gt_masks` as `BitMasks`, `gt_classes` below"
+            f" {fxf.get('num_classes')}, `gt_ids`), `height`, `width`, `video_len`, `frame_idx`, `file_names`."
+            " The frames are float32 tensors holding those integer values, so that gradients with respect to"
+            " them can be asked for")
+    lines.append(f"- training objective: the sum of the {fxf.get('losses')} losses the model returns in `train()`"
+                 " mode; inference: `eval()` forward, outputs flattened to tensors (Python numbers as 0-dim tensors)")
+    lines.append(f"- processes: {', '.join(f'{r} {s} s' for r, s in c.get('process_seconds', {}).items())}"
+                 f" ({c.get('jobs')} at a time, {c.get('threads')} torch thread(s) each)")
+    lines.append(f"- environment: Python {env.get('python')}, torch {env.get('torch')} (CUDA build"
+                 f" {env.get('torch_cuda_build')}), detectron2 {env.get('detectron2', '-')}, CUDA available:"
+                 f" {env.get('cuda_available')}" + (f" ({env['gpu']})" if env.get("gpu") else ""))
+    if report.setup_error:
+        lines += ["", f"**Setup failed:** {_esc(report.setup_error)}"]
+
+    fix = report.fix
+    if fix is not None:
+        lines += ["", "## Fixes applied to the fixed copy", "",
+                  f"`flake8-device --fix{' --unsafe-fixes' if c['unsafe_fixes'] else ''}` on every Python file of"
+                  f" the fixed copy: {fix.total('fixed')} of {fix.total('found')} diagnostics fixed in"
+                  f" {len(fix.files_changed)} files, **{fix.unsafe_count()} of them by unsafe fixes**,"
+                  f" {fix.total('left')} left.", "",
+                  "| code | found | fixed | of which unsafe | left |", "|---|---:|---:|---:|---:|"]
+        unsafe_by: Dict[str, int] = {}
+        for item in fix.fixed_items:
+            if not item.get("safe", True):
+                unsafe_by[item["code"]] = unsafe_by.get(item["code"], 0) + 1
+        for code in sorted(set(fix.found) | set(fix.fixed) | set(fix.left)):
+            lines.append(f"| {code} | {fix.found.get(code, 0)} | {fix.fixed.get(code, 0)} |"
+                         f" {unsafe_by.get(code, 0)} | {fix.left.get(code, 0)} |")
+        lines.append(f"| **total** | {fix.total('found')} | {fix.total('fixed')} | {fix.unsafe_count()} |"
+                     f" {fix.total('left')} |")
+        unsafe = [i for i in fix.fixed_items if not i.get("safe", True)]
+        if unsafe:
+            lines += ["", "Unsafe fixes applied (each may change behaviour in some program; checks 3 and 4 show"
+                      " whether it did here):", ""]
+            for i in unsafe:
+                lines.append(f"- `{i['file']}:{i['line']}` {i['code']}: {_esc(i['description'])}")
+        if fix.left_items:
+            lines += ["", "Left unfixed:", ""]
+            for i in fix.left_items:
+                lines.append(f"- `{i['file']}:{i['line']}` {i['code']} {_esc(i['message'])} ({_esc(i['reason'])})")
+        for err in fix.errors:
+            lines.append(f"- fixer error: {_esc(err)}")
+    of = c.get("original_fix")
+    if of:
+        lines += ["", f"The **original copy** also got the fixes of {', '.join(c['original_fixes'])}"
+                  f" (`--original-fixes`): {of['totals']['fixed']} fix(es) in {', '.join(of['files_changed'])}."
+                  " Everything else in it is the project's code unchanged."]
+    else:
+        lines += ["", "The original copy is the project's code unchanged."]
+
+    if report.checks:
+        lines += ["", "## Checks", "", "| # | check | result | time | figures |", "|---:|---|---|---:|---|"]
+        for k in report.checks:
+            lines.append(f"| {k.id} | {_esc(k.name)} | **{k.status}** | {k.seconds:.1f} s | {_esc(k.message)} |")
+        lines += ["", "## Details", ""]
+        lines += _details(checks, facts)
+        lines += ["", "## What this proves and what it does not", ""]
+        lines += _claims(checks, facts, report)
+    if report.seconds:
+        lines += ["", "## Timings", ""]
+        lines += [f"- {k}: {v:.1f} s" for k, v in report.seconds.items()]
+    if "saliency" in report.files:
+        sal = c.get("saliency") or {}
+        rel = os.path.relpath(report.files["saliency"], os.path.dirname(path))
+        lines += ["", "## Inference-path saliency", "",
+                  "|gradient| of the inference objective (sum of the means of the captured floating-point tensors"
+                  " that depend on the frames) with respect to each input frame, max over channels: the fixed"
+                  " model on the CPU, the original under the virtual accelerator, and their difference"
+                  f" (max |difference| {sal.get('max_abs_saliency_diff', 0):g}; frames with zero saliency:"
+                  f" {sal.get('frames_with_zero_saliency', 0)}).", "", f"![saliency]({rel})"]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def _details(checks, facts) -> List[str]:
+    rows: List[str] = []
+    k = checks.get(1)
+    if k:
+        rows += [f"### 1. {k.name}: {k.status}", ""]
+        for p in ("train", "infer"):
+            d = k.figures.get(p)
+            if isinstance(d, dict) and d.get("error"):
+                rows.append(f"- {p}: `{_esc(d['error'])}` at `{_esc(d.get('where', ''))}`")
+        if k.figures.get("error"):
+            rows.append(f"- `{_esc(k.figures['error'])}`")
+        rows.append("")
+    k = checks.get(2)
+    if k:
+        rows += [f"### 2. {k.name}: {k.status}", ""]
+        t, i = k.figures.get("train"), k.figures.get("infer")
+        if t:
+            rows.append(f"- train: {t['losses']} losses, objective {t['objective']:.6g};"
+                        f" {t['parameter_gradients']} parameter gradients, all finite,"
+                        f" {t['parameter_gradients'] - t['parameter_gradients_all_zero']} with a non-zero element and"
+                        f" {t['parameter_gradients_all_zero']} all zero"
+                        + (f" (e.g. {', '.join('`' + n + '`' for n in t['parameter_gradients_all_zero_examples'][:5])})"
+                           if t["parameter_gradients_all_zero"] else "")
+                        + f"; {t['parameters_without_gradient']} trainable parameters got no gradient (`None`)")
+            if t["input_frames_with_gradient"]:
+                rows.append(f"- train: input frames with a gradient: {t['input_frames_with_gradient']}"
+                            f" ({t['input_frames_with_nonzero_gradient']} non-zero)")
+            else:
+                rows.append(f"- train: {_esc(t.get('input_gradient_note') or 'no input gradient')}; so the"
+                            " training path is compared through its losses and **parameter** gradients")
+        if i:
+            rows.append(f"- infer: {i['output_tensors']} output tensors, all finite; {i['captured_tensors']} tensors"
+                        f" captured from {', '.join('`' + n + '`' for n in i['captured_from'] or [])};"
+                        f" saliency objective {i['saliency_objective']:.6g}; saliency on {i['saliency_frames']} frames,"
+                        f" {i['saliency_frames_all_zero']} of them all zero")
+        rows.append("")
+    for cid in (3, 4):
+        k = checks.get(cid)
+        if not k:
+            continue
+        rows += [f"### {cid}. {k.name}: {k.status}", ""]
+        secs = k.figures.get("sections") or {}
+        if secs:
+            rows += _section_table(secs)
+            rows.append("")
+            rows.append(f"{k.figures.get('compared_tensors')} tensors compared with `torch.equal`, max abs diff"
+                        f" {k.figures.get('max_abs_diff', 0):g}.")
+        if cid == 3:
+            rows.append(f"Device mismatches the virtual accelerator found in the original itself:"
+                        f" {k.figures.get('reference_mismatch_places', 0)} place(s).")
+            for m in k.figures.get("reference_mismatches", []):
+                rows.append(f"- `{m['file']}:{m['line']}` {m['op']} [{', '.join(m['devices'])}] x{m['count']}")
+        if cid == 4:
+            rows.append("Device mismatches in the fixed model under the virtual accelerator:"
+                        f" {k.figures.get('mismatches')}.")
+            for m in k.figures.get("places", []):
+                rows.append(f"- `{m['file']}:{m['line']}` {m['op']} [{', '.join(m['devices'])}] x{m['count']}")
+        rows.append("")
+    k = checks.get(5)
+    if k:
+        rows += [f"### 5. {k.name}: {k.status}", "", f"- {_esc(k.message)}", ""]
+    return rows
+
+
+def _claims(checks, facts, report) -> List[str]:
+    out: List[str] = []
+    st = {cid: k.status for cid, k in checks.items()}
+    if st.get(1) == PASS:
+        out.append("- The unmodified original cannot run on this CPU-only machine: it stops with a device error"
+                   " (check 1).")
+    if st.get(2) == PASS:
+        out.append("- The fixed model builds, trains (forward, loss, backward) and infers on the CPU with finite"
+                   " values (check 2).")
+    if st.get(3) == PASS:
+        k = checks[3]
+        out.append(f"- Where the original runs (under the virtual accelerator, i.e. its own code with the"
+                   f" accelerator modelled on the CPU), the fixed model on the CPU computes bitwise the same"
+                   f" {k.figures.get('compared_tensors')} tensors: weights, every loss, every parameter gradient,"
+                   " every inference output, the captured intermediate tensors and the saliency (check 3).")
+    if st.get(4) == PASS:
+        out.append("- On an accelerator, the fixed model would meet no device mismatch on these paths, as modelled"
+                   " by the virtual device's rules (check 4).")
+    f2 = checks.get(2).figures.get("train", {}) if checks.get(2) else {}
+    if f2 and not f2.get("input_frames_with_gradient"):
+        out.append("- Not compared: gradients with respect to the input on the **training** path; none exist"
+                   " there (the model computes the frames' features without autograd). Parameter gradients were"
+                   " compared instead, and input gradients on the inference path (saliency).")
+    if st.get(5) == SKIP:
+        out.append(f"- **Not proven: behaviour on a real GPU.** Check 5 was skipped: {checks[5].message}. The"
+                   " virtual accelerator checks device placement rules and computes with CPU kernels; GPU"
+                   " numerics, CUDA random streams, the compiled ops a GPU build would use and mixed precision are"
+                   " not exercised. Run the same command on a machine with a GPU to get check 5.")
+    elif st.get(5) == PASS:
+        out.append("- On the real GPU the original and the fixed model agree within tolerance (check 5).")
+    out.append("- Only the paths these inputs take were exercised: one synthetic video of the stated size, the"
+               " model's current training stage, and the code the config selects. Other configs, tasks"
+               " (e.g. `TEST.TASK`), longer videos and data-dependent branches not taken here are not covered.")
+    for cid in sorted(checks):
+        if checks[cid].status == FAIL:
+            out.append(f"- **Check {cid} failed**: {_esc(checks[cid].message)}")
+    return out
