@@ -13,6 +13,8 @@ Guards:
   combinations.  Polarity -1 means the test is true where there is *no* accelerator
   (``if not torch.cuda.is_available():``): its ``else`` is guarded;
 - a name bound to such a test (``has_gpu = torch.cuda.is_available()``);
+- a test that the distributed backend is NCCL (``dist.get_backend() == "nccl"``,
+  ``== dist.Backend.NCCL``): NCCL runs only with CUDA;
 - test decorators that skip unless an accelerator is present:
   ``@unittest.skipIf(not torch.cuda.is_available(), ...)``,
   ``@unittest.skipUnless(torch.cuda.is_available(), ...)``,
@@ -149,8 +151,11 @@ class Guards:
                     return 1
                 if isinstance(part, ast.Constant) and isinstance(part.value, str):
                     m = _DEVICE_STR.match(part.value)
-                    if m and self.is_accelerator(m.group(1)):
+                    if (m and self.is_accelerator(m.group(1))) or part.value.lower() == "nccl":
                         return 1 if isinstance(test.ops[0], (ast.Eq, ast.In, ast.Is)) else -1
+                if isinstance(part, ast.Attribute) and part.attr == "NCCL":
+                    # ``dist.get_backend() == dist.Backend.NCCL``: NCCL runs only with CUDA
+                    return 1 if isinstance(test.ops[0], (ast.Eq, ast.Is)) else -1
             return 0
         if isinstance(test, ast.Attribute):
             if test.attr in DEVICE_TEST_ATTRS:

@@ -54,3 +54,16 @@ def not_flagged(model, x):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     return n, m, loader, y, t0
+
+
+def not_flagged_under_nccl(dist):
+    if dist.get_backend() == dist.Backend.NCCL:
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
+
+
+def not_flagged_short_circuit():
+    modern = torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
+    name = not torch.cuda.is_available() or torch.cuda.get_device_name()
+    return modern, name

@@ -38,19 +38,23 @@ import ast
 import functools
 import os
 import re
+import sys
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..diagnostics import Fix, InsertBefore, ReplaceNode, Span
 
-# Names of pure-PyTorch fallbacks: ``ms_deform_attn_core_pytorch``, ``dcn_torch``, ``nms_python``...
-_FALLBACK_NAME = re.compile(r"(?:^|_)(?:pytorch|torch|python|naive|reference|fallback)(?:_|$)", re.IGNORECASE)
-_FALLBACK_DEF = re.compile(r"^\s*def\s+(\w*(?:pytorch|_torch|_python|_naive|_fallback)\w*)\s*\(",
-                           re.IGNORECASE | re.MULTILINE)
+# Names of pure-PyTorch fallbacks: ``ms_deform_attn_core_pytorch``, ``dcn_torch``, ``nms_python``,
+# ``pytorch_deform_conv``... (not ``__torch_dispatch__`` or ``normalize_to_torch_size``).
+_FALLBACK_NAME = re.compile(r"^(?!__)(?:\w*_)?(?:pytorch|torch|python|naive|fallback)$|^(?!__)(?:\w*_)?pytorch_\w+$",
+                            re.IGNORECASE)
+# In other files of the package only the strongest sign counts: ``*_pytorch`` / ``pytorch_*``.
+_FALLBACK_DEF = re.compile(r"^\s*def\s+((?:\w*_)?pytorch|(?:\w*_)?pytorch_\w+)\s*\(", re.IGNORECASE | re.MULTILINE)
 # Modules that are never compiled extensions a model ships with.
 _NOT_EXTENSIONS = frozenset({
     "torch", "torchvision", "numpy", "scipy", "detectron2", "fvcore", "timm", "mmcv", "einops", "cv2",
     "PIL", "apex", "transformers", "os", "sys", "math", "typing", "warnings", "collections", "functools",
 })
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 _IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException", "OSError"})
 
 
@@ -74,7 +78,7 @@ def _is_extension_import(node: ast.stmt) -> bool:
     if not names:
         return False
     top = _module_name(node).split(".")[0]
-    return top not in _NOT_EXTENSIONS and not top.startswith("_")
+    return top not in _NOT_EXTENSIONS and top not in _STDLIB and not top.startswith("_")
 
 
 def _catches_import_error(handler: ast.excepthandler) -> bool:
