@@ -70,6 +70,7 @@ class Checker:
         self.rule_state: Dict[str, Any] = {}
         self._refusal: Optional[Tuple[int, str]] = None
         self._new_device: Optional[Tuple[int, str]] = None
+        self._group: Optional[Tuple[int, str]] = None
         self._module_device: Optional[str] = None
         self._module_device_defined = False
 
@@ -117,6 +118,13 @@ class Checker:
 
     def take_new_device(self) -> Optional[str]:
         note, self._new_device = self._new_device, None
+        return note[1] if note is not None and note[0] == id(self.statement) else None
+
+    def note_group(self, group: str) -> None:
+        self._group = (id(self.statement), group)
+
+    def take_group(self) -> Optional[str]:
+        note, self._group = self._group, None
         return note[1] if note is not None and note[0] == id(self.statement) else None
 
     def claimed_module_device(self) -> Optional[str]:
