@@ -141,6 +141,12 @@ class RuleContext(Protocol):
     def take_new_device(self) -> Optional[str]:
         """The module device noted for this statement (cleared)."""
 
+    def note_group(self, group: str) -> None:
+        """The next fix of this statement belongs to fix group ``group`` (a dependency found by inference)."""
+
+    def take_group(self) -> Optional[str]:
+        """The group noted for this statement (cleared)."""
+
     def claimed_module_device(self) -> Optional[str]:
         """The module device a fix of this run defines, if any."""
 

@@ -117,6 +117,8 @@ def infer_device(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str] = froz
         and getattr(method.node, "name", "") not in ("__init__", "device")
         and ctx.torch_name() is not None
     ):
+        # Every fix relying on the property depends on the one that adds it: one group.
+        ctx.note_group(f"device property of {method.cls.node.name} (line {method.cls.node.lineno})")
         return DeviceChoice(
             "self.device",
             f"adds a `device` property to {method.cls.node.name} (from its parameters or buffers)",
@@ -432,6 +434,7 @@ def finish_fix(ctx: "RuleContext", code: str, line: int, fix: Optional[Fix], why
     """Complete a rule's fix before it is recorded: ``(fix, no_fix_reason)``.
 
     * a ``--device-expr`` refused for this statement drops the fix, with a reason naming the rule;
+    * a fix relying on a ``device`` property that a fix of this run adds joins that property's group;
     * a fix using the module device that :func:`new_module_device` chose joins
       :data:`MODULE_DEVICE_GROUP`, and the first one carries its definition;
     * fix text that spells ``torch`` where the module binds torch only under an
@@ -440,10 +443,14 @@ def finish_fix(ctx: "RuleContext", code: str, line: int, fix: Optional[Fix], why
     """
     refusal = ctx.take_device_expr_refusal()
     new_device = ctx.take_new_device()
+    group = ctx.take_group()
     if refusal is not None:
         return None, f"{code}: {refusal}"
     if fix is None:
         return fix, why
+    if group is not None and fix.group is None and any(
+            "self.device" in t for op in fix.ops for t in _op_texts(op)):
+        fix = replace(fix, group=group)
     ops = list(fix.ops)
     if new_device is not None and any(re.search(rf"\b{re.escape(new_device)}\b", t)
                                       for op in ops for t in _op_texts(op)):

@@ -523,3 +523,37 @@ def test_module_device_not_used_before_its_definition():
     [d] = [x for x in _diags(src) if x.code.startswith("DEV1")]  # its DEV001/DEV002 shares the fix
     assert d.fix is not None
     assert "to(device)" not in repr(d.fix.ops) and "('device', 'device')" not in repr(d.fix.ops)
+
+
+# ---------------------------------------------------------------- device property
+
+PROPERTY = """\
+import torch
+from torch import nn
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.proj(x) + torch.zeros(3).to("cuda"){noqa}
+
+    def bias(self):
+        return torch.ones(3).to("cuda")
+"""
+
+
+def test_fixes_relying_on_an_added_property_share_its_group(tmp_path):
+    diags = [d for d in check_source(PROPERTY.format(noqa="")) if d.fix is not None]
+    assert len(diags) >= 2
+    assert len({d.fix.group for d in diags}) == 1 and diags[0].fix.group is not None
+    fixed = _fix_text(tmp_path, PROPERTY.format(noqa=""), "--unsafe-fixes")
+    assert fixed.count("def device(self)") == 1
+    head = _run(fixed)["Head"]()
+    assert head.bias().device == head.forward(torch.ones(3)).device == torch.device("cpu")
+    # the property comes with the first fix: without it, the others would read a missing self.device
+    src = PROPERTY.format(noqa="  # noqa: DEV101, DEV001")
+    fixed = _fix_text(tmp_path, src, "--unsafe-fixes", name="noqa.py")
+    assert "self.device" not in fixed
