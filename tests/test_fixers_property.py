@@ -130,3 +130,61 @@ def test_replace_node_keeps_outside_and_parses(case, replacement):
     else:
         assert r.text == src
     assert tree is not None
+
+
+# --- the linear-time structures agree with the plain definitions ---------------------
+
+from fixers.apply import _Edit, _overlap, _splice, _Taken  # noqa: E402
+
+EDITS = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 6)), max_size=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EDITS, st.tuples(st.integers(0, 30), st.integers(0, 6)))
+def test_taken_overlap_matches_brute_force(chosen, probe):
+    taken, kept = _Taken(), []
+    for start, width in chosen:
+        e = _Edit(start, start + width, "x")
+        if any(_overlap(e, k) for k in kept):
+            continue  # chosen edits never overlap each other
+        kept.append(e)
+        taken.add(e)
+    p = _Edit(probe[0], probe[0] + probe[1], "y")
+    assert taken.overlaps(p) == any(_overlap(p, k) for k in kept)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ab \n\r\t\x0c\u2028é日😀", max_size=40), st.data())
+def test_line_index_offset_matches_a_scan(text, data):
+    index = LineIndex(text)
+    line = data.draw(st.integers(1, index.line_count))
+    line_text = index.line_text(line)
+    expected = {}
+    consumed = 0
+    for i, ch in enumerate(line_text):
+        expected[consumed] = i
+        consumed += len(ch.encode("utf-8", "surrogatepass"))
+    expected[consumed] = len(line_text)
+    for col in range(consumed + 2):
+        want = expected.get(col)
+        got = index.offset(line, col)
+        assert got == (None if want is None else index.line_start(line) + want)
+        if got is not None:
+            assert index.position(got) == (line, col)
+            assert index.line_of(got) == line
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="abc", min_size=0, max_size=30), EDITS)
+def test_splice_matches_sequential_replacement(text, spans):
+    edits, kept = [], []
+    for start, width in spans:
+        start = min(start, len(text))
+        e = _Edit(start, min(start + width, len(text)), f"<{start}>")
+        if any(_overlap(e, k) for k in kept):
+            continue
+        kept.append(e)
+    expected = text
+    for e in sorted(kept, key=lambda e: (e.start, e.end), reverse=True):
+        expected = expected[: e.start] + e.text + expected[e.end:]
+    assert _splice(text, kept) == expected
