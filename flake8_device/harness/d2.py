@@ -452,7 +452,7 @@ def run(spec: Dict[str, Any]) -> Dict[str, Any]:
         size = input_size(cfg, int(spec["frames"]), int(spec["height"]), int(spec["width"]))
         classes = num_classes(cfg)
         result["facts"].update(size=size, num_classes=classes, meta_architecture=cfg.MODEL.META_ARCHITECTURE,
-                               model_device=cfg.MODEL.DEVICE, config_frames=int(cfg.INPUT.SAMPLING_FRAME_NUM))
+                               model_device=cfg.MODEL.DEVICE, config_frames=cfg.INPUT.get("SAMPLING_FRAME_NUM"))
         if spec.get("virtual"):
             from ..virtual import virtual_device
 
@@ -642,7 +642,12 @@ def run_all(spec: Dict[str, Any]) -> List[Dict[str, Any]]:
     for one in spec.get("runs") or [{}]:
         merged = dict(shared)
         merged.update(one)
-        results.append(run(merged))
+        try:
+            results.append(run(merged))
+        except Exception as exc:  # a harness bug: still leave a result that says so
+            result = {"spec": merged, "sections": {}, "errors": {"process": _error(exc, merged["root"])},
+                      "facts": {}, "model": {}, "mismatches": {}, "seconds": {}}
+            results.append(_finish(result, merged, time.perf_counter()))
     return results
 
 
