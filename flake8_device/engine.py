@@ -343,6 +343,18 @@ class Checker:
             if isinstance(n, ast.Call):
                 if id(n) not in self.handled:
                     self.rules.check_call(self, n)
+            elif isinstance(n, ast.BoolOp) and len(n.values) > 1:
+                # ``torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)``:
+                # the operands after a guard evaluate only where it holds (``or`` after a negated one).
+                entered = 0
+                for v in n.values:
+                    self._visit_expr(v)
+                    pol = self.guard_polarity(v)
+                    if (pol > 0 and isinstance(n.op, ast.And)) or (pol < 0 and isinstance(n.op, ast.Or)):
+                        self.guard_depth += 1
+                        entered += 1
+                self.guard_depth -= entered
+                continue
             elif isinstance(n, ast.IfExp):
                 pol = self.guard_polarity(n.test)
                 self._visit_expr(n.test)
