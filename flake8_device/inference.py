@@ -84,7 +84,7 @@ def infer_device(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str] = froz
                 continue
             return DeviceChoice(name, f"`{name}` is a device in scope", True, root=name)
     for name, bound in ctx.module_device_names.items():
-        if name not in exclude_roots and (ctx.func_stack or bound < line):
+        if name not in exclude_roots and (ctx.func_stack or bound < line) and not _class_body_shadows(ctx, name):
             return DeviceChoice(name, f"module-level device `{name}`", True, root=name)
     # 5. a known tensor the value is sized from, then a tensor parameter
     choice = _sized_from_tensor(ctx, at, exclude_roots, func)
@@ -156,6 +156,8 @@ def device_expr_refusal(ctx: "RuleContext", expr: str, at: ast.AST) -> Optional[
             return None
         return (f"--device-expr `{expr}` needs `self`, which is not bound here (module code, a class body, "
                 "a decorator or default value, a static or class method)")
+    if _class_body_shadows(ctx, root):
+        return f"--device-expr `{expr}`: `{root}` here is an attribute of the class body around it"
     for f in ctx.func_stack:
         if root in f.params or f.bound_names.get(root, line) < line:
             return None
@@ -166,6 +168,29 @@ def device_expr_refusal(ctx: "RuleContext", expr: str, at: ast.AST) -> Optional[
 
 
 _BUILTINS = frozenset(dir(__import__("builtins")))
+
+
+def _class_body_shadows(ctx: "RuleContext", name: str) -> bool:
+    """Whether code at this point runs in a class body (its statements, decorators, method defaults)
+    that binds ``name``: there the name is the class attribute, not the global or the local outside."""
+    if not ctx.class_stack:
+        return False
+    cls = ctx.class_stack[-1].node
+    if ctx.func_stack:
+        fn = ctx.func_stack[-1].node
+        if not (fn.lineno <= cls.lineno and cls.end_lineno <= fn.end_lineno):
+            return False  # the innermost scope is a function inside the class
+    for stmt in cls.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and stmt.name == name:
+            return True
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) and any(
+                (a.asname or a.name.split(".")[0]) == name for a in stmt.names):
+            return True
+    return False
 
 
 def new_module_device(ctx: "RuleContext", at: ast.AST) -> Optional[DeviceChoice]:

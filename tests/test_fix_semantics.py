@@ -557,3 +557,47 @@ def test_fixes_relying_on_an_added_property_share_its_group(tmp_path):
     src = PROPERTY.format(noqa="  # noqa: DEV101, DEV001")
     fixed = _fix_text(tmp_path, src, "--unsafe-fixes", name="noqa.py")
     assert "self.device" not in fixed
+
+
+# ---------------------------------------------------------------- property: device-expr scope
+
+# Places a hardcoded device can sit in; each snippet defines ``run_<i>()`` returning a tensor.
+# The modules' classes have ``self.device`` (``--device-expr self.device`` asserts that they do).
+_PROP = "    @property\n    def device(self):\n        return torch.device(\"cpu\")\n\n"
+_PLACES = [
+    "x_{i} = torch.ones(2).to(\"cuda\")\n\n\ndef run_{i}():\n    return x_{i}\n",
+    "def run_{i}():\n    return torch.ones(2).to(\"cuda\")\n",
+    "class C{i}(torch.nn.Module):\n" + _PROP + "    def get(self):\n        return torch.ones(2, device=\"cuda\")\n\n\n"
+    "def run_{i}():\n    return C{i}().get()\n",
+    "class C{i}:\n    @classmethod\n    def get(cls):\n        return torch.ones(2).cuda()\n\n\n"
+    "def run_{i}():\n    return C{i}.get()\n",
+    "class C{i}:\n    @staticmethod\n    def get():\n        return torch.zeros(2).to(\"cuda\")\n\n\n"
+    "def run_{i}():\n    return C{i}.get()\n",
+    "class C{i}(torch.nn.Module):\n" + _PROP + "    def get(self, t=torch.ones(2, device=\"cuda\")):\n"
+    "        return t\n\n\n"
+    "def run_{i}():\n    return C{i}().get()\n",
+    "class C{i}(torch.nn.Module):\n" + _PROP + "    def get(self):\n        def inner():\n"
+    "            return torch.ones(2).to(\"cuda\")\n"
+    "        return inner()\n\n\ndef run_{i}():\n    return C{i}().get()\n",
+    "class C{i}:\n    made = torch.ones(2).to(\"cuda\")\n\n\ndef run_{i}():\n    return C{i}.made\n",
+]
+
+
+@settings(max_examples=30, deadline=None)
+@given(places=st.lists(st.sampled_from(range(len(_PLACES))), min_size=1, max_size=4),
+       expr=st.sampled_from(["self.device", "device", "torch.device('cpu')"]),
+       unsafe=st.booleans(), module_device=st.booleans())
+def test_device_expr_fixes_leave_no_undefined_name_and_run(tmp_path_factory, places, expr, unsafe, module_device):
+    head = "import torch\n\n" + ("device = torch.device(\"cpu\")\n" if module_device else "") + "\n"
+    parts = [head] + [_PLACES[p].format(i=i) + "\n\n" for i, p in enumerate(places)]
+    src = "".join(parts)
+    extra = ["--device-expr", expr] + (["--unsafe-fixes"] if unsafe else [])
+    fixed = _fix_text(tmp_path_factory.mktemp("expr"), src, *extra)
+    assert _new_undefined(src, fixed) == []
+    # run the fixed module on the CPU, with the accelerator mapped to it by the fixes (or left as is,
+    # where the fix was refused: those sites still name "cuda" and are skipped)
+    if '"cuda"' in fixed or ".cuda()" in fixed:
+        return
+    scope = _run(fixed)
+    for i in range(len(places)):
+        assert scope[f"run_{i}"]().device.type == "cpu"
