@@ -290,3 +290,61 @@ def test_lessons_from_real_dvis_daq_code():
     assert d.fix.safe and ("device", "best.device") in d.fix.ops[-1].keywords
     d = _fix_of(src, 17)
     assert d.fix.safe and ("device", "first.device") in d.fix.ops[-1].keywords
+
+
+# ---------------------------------------------------------------------------------------------------
+# Guards, as a property: each statement that fails without CUDA is reported bare and under a constant
+# flag, and never under a real device guard, whatever the names involved.
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FAILING = [  # (statement, code)
+    ("x = x.to('cuda')", "DEV001"),
+    ("m.cuda()", "DEV002"),
+    ("y = torch.zeros(3, device='cuda')", "DEV003"),
+    ("torch.cuda.synchronize()", "DEV007"),
+    ("torch.cuda.set_device(0)", "DEV007"),
+    ("s = torch.cuda.Stream()", "DEV007"),
+    ("torch.distributed.init_process_group('nccl')", "DEV008"),
+    ("t = x.type(torch.cuda.HalfTensor if half else torch.cuda.FloatTensor)", "DEV003"),
+    ("z = torch.ones(3).to('cuda')", "DEV001"),
+]
+GUARDS = [  # how a body of statements is guarded; {body} is indented by 8 spaces, {flag} a name
+    "def f(x, m, half):\n    if torch.cuda.is_available():\n{body}",
+    "def f(x, m, half):\n    if not torch.cuda.is_available():\n        return None\n{body4}",
+    "def f(x, m, half):\n    {flag} = torch.cuda.is_available()\n    if {flag}:\n{body}",
+    "@unittest.skipIf(not torch.cuda.is_available(), 'needs CUDA')\ndef f(x, m, half):\n{body4}",
+    "@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')\ndef f(x, m, half):\n{body4}",
+    "@unittest.skipUnless(torch.cuda.is_available(), 'needs CUDA')\ndef f(x, m, half):\n{body4}",
+    "def f(x, m, half):\n    assert torch.cuda.device_count() > 0\n{body4}",
+]
+UNGUARDED = [
+    "def f(x, m, half):\n{body4}",
+    "def f(x, m, half):\n    {flag} = {const}\n    if {flag}:\n{body}",
+    "@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU only')\ndef f(x, m, half):\n{body4}",
+]
+HEADER = "import unittest\n\nimport pytest\nimport torch\n\n\n"
+flags = st.from_regex(r"\A(use|has|with|run)_(gpu|cuda)[a-z]{0,4}\Z")
+consts = st.sampled_from(["True", "1", "'yes'", "False"])
+
+
+def _module(template, statement, flag, const="True"):
+    return HEADER + template.format(body="        " + statement + "\n", body4="    " + statement + "\n",
+                                    flag=flag, const=const)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=st.sampled_from(FAILING), template=st.sampled_from(GUARDS), flag=flags)
+def test_guarded_statements_are_never_reported(case, template, flag):
+    statement, code = case
+    src = _module(template, statement, flag)
+    assert [d for d in check_source(src) if d.code == code and d.span.line > 6] == [], src
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=st.sampled_from(FAILING), template=st.sampled_from(UNGUARDED), flag=flags, const=consts)
+def test_unguarded_and_constant_flag_statements_are_reported(case, template, flag, const):
+    statement, code = case
+    src = _module(template, statement, flag, const)
+    assert any(d.code == code for d in check_source(src)), src
