@@ -409,9 +409,22 @@ def property_insertion(ctx: "RuleContext", cls: ClassInfo):
 
 
 def _op_texts(op) -> List[str]:
+    """The texts of ``op`` that hold Python code naming things (import statements excluded: their
+    ``torch`` is a module path, not a name the fix reads)."""
     if isinstance(op, RewriteCall):
         return [v for _, v in op.keywords] + ([op.func] if op.func else [])
-    return [op.text]
+    return [] if _is_import(op.text) else [op.text]
+
+
+def _is_import(text: str) -> bool:
+    head = text.lstrip()
+    if not head.startswith(("import ", "from ")):
+        return False
+    try:
+        body = ast.parse(text.strip()).body
+    except SyntaxError:
+        return False
+    return bool(body) and all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in body)
 
 
 def _respell(text: str, alias: str) -> str:
@@ -452,7 +465,7 @@ def _map_texts(op, fn):
     if isinstance(op, RewriteCall):
         return replace(op, keywords=tuple((k, fn(v)) for k, v in op.keywords),
                        func=fn(op.func) if op.func else op.func)
-    return replace(op, text=fn(op.text))
+    return op if _is_import(op.text) else replace(op, text=fn(op.text))
 
 
 def finish_fix(ctx: "RuleContext", code: str, line: int, fix: Optional[Fix], why: Optional[str]):

@@ -601,3 +601,27 @@ def test_device_expr_fixes_leave_no_undefined_name_and_run(tmp_path_factory, pla
     scope = _run(fixed)
     for i in range(len(places)):
         assert scope[f"run_{i}"]().device.type == "cpu"
+
+
+def test_alias_module_with_amp_and_legacy_constructors_runs(tmp_path):
+    src = """\
+    import torch as T
+    from torch.cuda.amp import autocast, GradScaler
+
+    x = T.FloatTensor(3).cuda()
+
+
+    def run(a, n):
+        scaler = GradScaler()
+        with autocast():
+            y = a @ a
+        return T.LongTensor(n).to("cuda"), y, scaler.is_enabled()
+    """
+    fixed = _fix_text(tmp_path, src, "--unsafe-fixes")
+    assert "from torch.amp import autocast, GradScaler" in fixed  # a module path, never respelled
+    assert "torch." not in fixed.replace("import torch as T", "").replace("from torch.amp", "")
+    assert _new_undefined(src, fixed) == []
+    scope = _run(fixed)
+    ids, y, enabled = scope["run"](torch.ones(2, 2), 4)
+    assert scope["x"].shape == (3,) and ids.shape == (4,) and ids.dtype == torch.int64
+    assert y.dtype == torch.float32 and enabled is False
