@@ -586,11 +586,14 @@ _PLACES = [
 @settings(max_examples=30, deadline=None)
 @given(places=st.lists(st.sampled_from(range(len(_PLACES))), min_size=1, max_size=4),
        expr=st.sampled_from(["self.device", "device", "torch.device('cpu')"]),
-       unsafe=st.booleans(), module_device=st.booleans())
-def test_device_expr_fixes_leave_no_undefined_name_and_run(tmp_path_factory, places, expr, unsafe, module_device):
+       unsafe=st.booleans(), module_device=st.booleans(), alias=st.booleans())
+def test_device_expr_fixes_leave_no_undefined_name_and_run(tmp_path_factory, places, expr, unsafe, module_device,
+                                                            alias):
     head = "import torch\n\n" + ("device = torch.device(\"cpu\")\n" if module_device else "") + "\n"
     parts = [head] + [_PLACES[p].format(i=i) + "\n\n" for i, p in enumerate(places)]
     src = "".join(parts)
+    if alias:
+        src = src.replace("import torch\n", "import torch as T\n").replace("torch.", "T.")
     extra = ["--device-expr", expr] + (["--unsafe-fixes"] if unsafe else [])
     fixed = _fix_text(tmp_path_factory.mktemp("expr"), src, *extra)
     assert _new_undefined(src, fixed) == []
