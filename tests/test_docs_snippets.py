@@ -181,14 +181,17 @@ def _commands(body: str) -> List[str]:
 
 
 def _first_word(command: str) -> str:
-    words = shlex.split(command, comments=True)
+    try:
+        words = shlex.split(command, comments=True)
+    except ValueError:  # not shell (an output sample with an odd quote)
+        return command.split()[0] if command.split() else ""
     while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):  # VAR=value prefixes
         words = words[1:]
     return words[0] if words else ""
 
 
 def _is_command_block(block: Block) -> bool:
-    cmds = _commands(block.body)
+    cmds = [c for c in _commands(block.body) if _first_word(c)]
     return bool(cmds) and all(_first_word(c) in RUN | PLAIN or _first_word(c) in ELSEWHERE for c in cmds)
 
 
@@ -200,8 +203,12 @@ SHELL = [pytest.param(b, id=b.id) for b in BLOCKS
 def test_shell_snippet(block, project):
     ran = 0
     cwd = project
+    assignments = ""  # VAR=value lines, kept for the commands after them
     for command in _commands(block.body):
         word = _first_word(command)
+        if not word:
+            assignments += command + "\n"
+            continue
         if word in ELSEWHERE:
             continue
         assert word in RUN | PLAIN, (f"{block.id}: {command!r}: a command this test does not know; "
@@ -210,14 +217,14 @@ def test_shell_snippet(block, project):
             cwd = (cwd / shlex.split(command)[1]).resolve()
             assert cwd.is_dir(), f"{block.id}: {command}: no such folder in the sample project"
             continue
-        r = _run(["bash", "-c", command], cwd)
+        r = _run(["bash", "-c", assignments + command], cwd)
         ok = (0, 1) if word in RUN - {"git"} or word in ("grep", "diff") else (0,)
         assert r.returncode in ok, f"{block.id}: {command}\n{r.stdout}\n{r.stderr}"
         assert "Traceback" not in r.stderr and "unrecognized arguments" not in r.stderr, r.stderr
         ran += 1
     if not ran:
         pytest.skip("only commands tested elsewhere: " + ", ".join(sorted({
-            ELSEWHERE[_first_word(c)] for c in _commands(block.body)})))
+            ELSEWHERE[_first_word(c)] for c in _commands(block.body) if _first_word(c)})))
 
 
 # --- configuration -------------------------------------------------------------
