@@ -334,6 +334,20 @@ WORKFLOWS = [pytest.param(b, id=b.id) for b in BLOCKS if b.lang in ("yaml", "yml
 
 
 @pytest.mark.parametrize("block", WORKFLOWS)
+def test_github_workflow_snippet_is_a_valid_workflow(block):
+    """Against SchemaStore's GitHub workflow schema, as check-jsonschema ships it."""
+    schemas = pytest.importorskip("check_jsonschema.builtin_schemas", reason="check-jsonschema is not installed")
+    import jsonschema
+
+    from ruamel.yaml import YAML  # a YAML 1.2 reader, as GitHub's: `on:` is a key, not True
+
+    schema = schemas.get_builtin_schema("vendor.github-workflows")
+    workflow = YAML(typ="safe").load(block.body)
+    errors = [e.message for e in jsonschema.validators.validator_for(schema)(schema).iter_errors(workflow)]
+    assert errors == [], f"{block.id}: {errors}"
+
+
+@pytest.mark.parametrize("block", WORKFLOWS)
 def test_github_workflow_snippet(block, project):
     workflow = _yaml(block)
     ran = 0
