@@ -316,6 +316,7 @@ class Checker:
             else:
                 if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
                     self.rules.check_assign(self, stmt)
+                    self.guards.note_assignment(stmt, self._scopes())
                 for child in children(stmt):
                     if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
                         continue

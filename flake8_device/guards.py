@@ -44,6 +44,8 @@ _SKIP_CALLS = frozenset({"pytest.skip", "unittest.skip", "pytest.xfail"})
 _NEEDS_ACCEL = re.compile(r"^(?:needs|requires?|only|skip_?if_?no|skip_?unless)_?(?:cuda|gpu)|(?:cuda|gpu)_?only$",
                           re.IGNORECASE)
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+# The last part of every call that can make a guard or a skip marker.
+_GUARD_CALL_NAMES = frozenset({q.rsplit(".", 1)[-1] for q in AVAILABILITY_CALLS} | {"skipif", "skipIf", "skipUnless"})
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 # What a scope binds a name to: the assigned values, or None for a binding that is not a plain
@@ -108,6 +110,34 @@ class Guards:
         self.resolve = resolve
         self.is_accelerator = is_accelerator
         self._bindings: Dict[int, Bindings] = {}
+        # Names the walk saw assigned a guard (``has_gpu = torch.cuda.is_available()``), per scope, with
+        # the polarity; and module names bound to a skip marker (``requires_cuda = pytest.mark.skipif(...)``).
+        self._assigned: Dict[int, Dict[str, int]] = {}
+        self._markers: Dict[str, bool] = {}
+
+    def note_assignment(self, stmt: ast.stmt, scopes: Sequence[ast.AST]) -> None:
+        """Called by the walk for each assignment, before the code that follows it."""
+        value = getattr(stmt, "value", None)
+        cls = value.__class__
+        if cls is ast.Call:
+            func = value.func
+            last = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if last not in _GUARD_CALL_NAMES:
+                return
+        elif cls not in (ast.BoolOp, ast.UnaryOp, ast.Compare, ast.Attribute):
+            return
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        if not names:
+            return
+        pol = self.polarity(value, scopes)
+        if pol:
+            scope = self._assigned.setdefault(id(scopes[-1]) if scopes else 0, {})
+            for n in names:
+                scope[n] = pol
+        if isinstance(value, ast.Call) and len(scopes) <= 1 and self._decorator_guard(value, scopes, 1):
+            for n in names:
+                self._markers[n] = True
 
     # ---- names ---------------------------------------------------------------
     def bindings(self, scope: ast.AST) -> Bindings:
@@ -162,14 +192,16 @@ class Guards:
                 return 1
             return 1 if _mentions_accelerator(test.attr) else 0
         if isinstance(test, ast.Name):
+            for scope in reversed(scopes):  # ``has_gpu = torch.cuda.is_available()`` seen by the walk
+                pol = self._assigned.get(id(scope), {}).get(test.id)
+                if pol:
+                    return pol
+            if not _mentions_accelerator(test.id):
+                return 0
             values = self._binding(test.id, scopes)
-            if values and all(v is not None for v in values):
-                if all(isinstance(v, ast.Constant) for v in values):
-                    return 0  # ``use_gpu = True``: the branch runs everywhere
-                pols = {self.polarity(v, scopes, _depth + 1) for v in values}
-                if len(pols) == 1 and 0 not in pols:
-                    return pols.pop()  # ``has_gpu = torch.cuda.is_available()``
-            return 1 if _mentions_accelerator(test.id) else 0
+            if values and all(isinstance(v, ast.Constant) for v in values):
+                return 0  # ``use_gpu = True``: the branch runs everywhere
+            return 1
         return 0
 
     # ---- decorators ----------------------------------------------------------
@@ -198,13 +230,12 @@ class Guards:
         name = d.attr if isinstance(d, ast.Attribute) else getattr(d, "id", None)
         if name is None:
             return False
-        if isinstance(d, ast.Name):
-            values = self._binding(name, scopes)
-            if values and all(v is not None for v in values):
-                # ``requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), ...)``
-                return all(self._decorator_guard(v, scopes, depth + 1) for v in values)
+        if isinstance(d, ast.Name) and self._markers.get(name):
+            return True  # ``requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), ...)``
+        if not _NEEDS_ACCEL.search(name):
+            return False
         q = self.resolve(d) or ""
-        return not q.startswith("torch.") and bool(_NEEDS_ACCEL.search(name))
+        return not q.startswith("torch.")
 
     # ---- blocks ----------------------------------------------------------------
     def guards_rest_of_block(self, stmt: ast.stmt, scopes: Sequence[ast.AST] = ()) -> bool:

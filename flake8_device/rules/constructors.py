@@ -122,9 +122,10 @@ def check_cuda_type_value(ck, node) -> None:
     Converting with it later (``x.type(t)``, ``t(data)``) raises where CUDA is missing; comparisons and
     ``isinstance`` checks do not, and are not reported.
     """
-    if ck.guarded or node.value is None:
+    value = node.value
+    if ck.guarded or value.__class__ not in (ast.Attribute, ast.IfExp, ast.Tuple, ast.List):
         return
-    check_cuda_type_expr(ck, node.value)
+    check_cuda_type_expr(ck, value)
 
 
 def check_cuda_type_expr(ck, expr: ast.AST) -> None:
