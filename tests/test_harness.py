@@ -181,5 +181,6 @@ def test_own_model_with_entry_point_options(tmp_path):
     assert [status[i] for i in (1, 2, 3, 4)] == ["PASS"] * 4
     # no --frames function: the float leaf input is differentiated
     assert report["checks"][1]["figures"]["train"]["frames"] == 1
-    assert report["fix"]["fixed"] == {"DEV101": 1}
+    # one site, reported as DEV001 and DEV101 with one shared fix: applied once, both fixed
+    assert report["fix"]["fixed"] == {"DEV001": 1, "DEV101": 1}
     assert (pkg / "model.py").read_text() == _OWN_MODEL  # the user's folder is never touched
