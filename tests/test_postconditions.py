@@ -278,3 +278,23 @@ def test_real_engine_fixes_add_no_undefined_name(tmp_path, src, extra):
     text = path.read_text()
     ast.parse(text)
     assert undefined(text) - undefined(src) == Counter(), text
+
+
+def test_needed_import_and_an_insertion_at_the_same_place():
+    from flake8_device.diagnostics import InsertBefore
+
+    src = "import os\nx = f()\n"
+    stmt = Span(2, 0, 2, 7)
+    ins = Diagnostic("DEV004", "m", stmt, Fix((InsertBefore(stmt, 'DEVICE = torch.device("cpu")\n'),
+                                               ReplaceNode(Span(2, 4, 2, 5), "g")), True, "x", needs=("torch",)))
+    res = apply_fixes(src, [ins], check_names=True, builtins=("f", "g"))
+    assert res.text == 'import os\nimport torch\nDEVICE = torch.device("cpu")\nx = g()\n'
+    assert undefined(res.text) == Counter({"g": 1})  # only the name this test leaves to the caller
+
+
+def test_needed_import_at_the_end_of_a_file_without_final_newline():
+    src = "import os"
+    d = Diagnostic("DEV001", "m", Span(1, 7, 1, 9),
+                   Fix((ReplaceNode(Span(1, 7, 1, 9), "os"),), True, "x", needs=("torch",)))
+    res = apply_fixes(src, [d], check_names=True)
+    assert res.text == "import os\nimport torch"
