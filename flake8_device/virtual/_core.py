@@ -155,6 +155,17 @@ def _has_advanced_index(index: Any) -> bool:
     return False
 
 
+_PLAIN_INDEX = (int, slice, type(None), type(Ellipsis), bool)
+
+
+def _plain_index(index: tuple) -> bool:
+    """Only ints, slices, None and ``...``: basic indexing, a view of ``self``."""
+    for it in index:
+        if type(it) not in _PLAIN_INDEX:
+            return False
+    return True
+
+
 def _index_tensors(index: Any) -> List[Any]:
     items = index if type(index) is tuple else (index,)
     found = []
@@ -436,6 +447,9 @@ class VirtualDevice:
         return out
 
     def _factory(self, func, args, kwargs):
+        if not kwargs or ("device" not in kwargs and "pin_memory" not in kwargs):
+            if not (args and isinstance(args[0], _TB)):
+                return func(*args, **kwargs)  # a new tensor on the CPU, unmarked
         target, kwargs = self._strip_placement(kwargs)
         out = func(*args, **kwargs)
         if target is None:
@@ -512,6 +526,19 @@ class VirtualDevice:
 
     def _h_to(self, func, args, kwargs):
         self_t = args[0]
+        if len(args) == 2 and not kwargs:
+            a = args[1]
+            ta = type(a)
+            if ta is torch.dtype:  # .to(dtype): the device stays
+                m = getattr(self_t, MARK, None)
+                out = func(self_t, a)
+                if m is not None and m[0] is self._token and out is not self_t:
+                    setattr(out, MARK, m)
+                return out
+            if ta is str or ta is torch.device:
+                target = self._norm(a)
+                if target is not None:
+                    return self._place(self_t, func(self_t, "cpu"), target)
         dev: Any = None
         has_dev = False
         new_args: List[Any] = [self_t]
@@ -599,7 +626,15 @@ class VirtualDevice:
 
     def _h_getitem(self, func, args, kwargs):
         self_t, index = args[0], args[1]
-        d = self.device_of(self_t)
+        m = getattr(self_t, MARK, None)
+        ti = type(index)
+        if ti is int or ti is slice or (ti is tuple and _plain_index(index)):
+            # basic indexing (a view): no index tensor to check, the result follows self
+            out = func(*args, **kwargs)
+            if m is not None and m[0] is self._token:
+                setattr(out, MARK, m)
+            return out
+        d = m[1] if (m is not None and m[0] is self._token) else _real_device(self_t)
         for it in _index_tensors(index):
             di = self.device_of(it)
             if di != d and di.type != "cpu" and it.dim() > 0:
@@ -627,6 +662,8 @@ class VirtualDevice:
 
     def _h_setitem(self, func, args, kwargs):
         self_t, index, value = args[0], args[1], args[2]
+        if not isinstance(value, _TB):
+            return func(*args, **kwargs)  # a Python value: nothing to check
         items = list(index) if type(index) is tuple else [index]
         self._check_value(func, self_t, [i for i in items if isinstance(i, _TB)] or items,
                           value, _has_advanced_index(index))
@@ -709,6 +746,16 @@ class VirtualDevice:
 
         self._patch(torch.nn.Parameter, "__new__", staticmethod(param_new))
 
+        # Modules with a native fast path that PyTorch skips whenever a torch-function
+        # mode is active (nn.MultiheadAttention, nn.TransformerEncoderLayer in eval
+        # mode): check their operands and parameters once, run them with the mode
+        # off (the fast path, as in a plain CPU run: same kernels, same numbers),
+        # and give the outputs the operands' device.
+        for cls in (torch.nn.MultiheadAttention, torch.nn.TransformerEncoderLayer):
+            fwd = cls.__dict__.get("forward")
+            if fwd is not None:
+                self._patch(cls, "forward", _fast_path_forward(self, fwd))
+
         # TorchScript functions and methods (torch.jit.script, torch.jit.trace)
         # run their ops in C++, outside __torch_function__: check their tensor
         # operands like any op and give the results the operands' device.
@@ -758,6 +805,22 @@ def _script_call(vd: VirtualDevice, call: Callable) -> Callable:
         return out
 
     return __call__
+
+
+def _fast_path_forward(vd: VirtualDevice, forward: Callable) -> Callable:
+    def patched(module, *args, **kwargs):
+        if not _mode_on(vd):
+            return forward(module, *args, **kwargs)
+        tensors = _collect(args, kwargs)
+        tensors.extend(module.parameters())
+        dev = vd._check_mixed(forward, tensors, True) if tensors else _CPU
+        with torch._C.DisableTorchFunction():
+            out = forward(module, *args, **kwargs)
+        _mark_nested(vd, out, dev)
+        return out
+
+    patched.__wrapped__ = forward
+    return patched
 
 
 def _mark_nested(vd: VirtualDevice, out: Any, dev: torch.device) -> None:
