@@ -4,7 +4,9 @@
 #   1. create .venv with python3 -m venv, if missing;
 #   2. install torch and torchvision at the pinned versions;
 #   3. install detectron2 (scripts/install_detectron2.sh);
-#   4. install this project in editable mode with its harness and test extras.
+#   4. install this project in editable mode with its harness and test extras;
+#   5. install panopticapi-lite without dependencies (dataset code of
+#      Mask2Former-family projects imports panopticapi).
 #
 # A stamp file inside .venv records a hash of pyproject.toml and of the set-up
 # scripts; when it matches, nothing is done. FORCE=1 redoes every step.
@@ -71,6 +73,13 @@ PYTHON="$PY" FORCE="$FORCE" bash "$ROOT/scripts/install_detectron2.sh"
 
 log "installing flake8-device (editable, extras harness and test)"
 "$PY" -m pip install --quiet -e ".[harness,test]"
+
+# Dataset code of Mask2Former-family projects (DVIS-DAQ's dvis_Plus among them)
+# imports panopticapi at import time; PyPI has it as panopticapi-lite, whose
+# numpy<2 and Pillow>=10 pins conflict with detectron2 0.6 (Pillow<10), so it
+# goes in without its dependencies (it only needs numpy and Pillow).
+log "installing panopticapi-lite (no dependencies)"
+"$PY" -m pip install --quiet --no-deps panopticapi-lite
 
 # Record what this venv was set up from.
 printf '%s\n' "$WANT" > "$STAMP"

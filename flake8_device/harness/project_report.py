@@ -51,8 +51,9 @@ def write_project_markdown(report: HarnessReport, path: str) -> None:
                      f" ({_int(model.get('trainable_parameters'))} trainable), {model.get('state_tensors')}"
                      " state-dict tensors; built by detectron2's `build_model(cfg)`")
     weq = {r: f.get("weights_equal_before_load") for r, f in facts.items() if "weights_equal_before_load" in f}
-    lines.append(f"- weights: **random**, `MODEL.WEIGHTS` empty; seed {c.get('seed')}; the first process"
-                 " (fixed, CPU) wrote its state dict to `runs/weights.pt` and every other process loaded that file"
+    writer = next((r for r, f in sorted(facts.items()) if "state_written_to" in f), "no run")
+    lines.append(f"- weights: **random**, `MODEL.WEIGHTS` empty; seed {c.get('seed')}; the first model built"
+                 f" (`{writer}`) wrote its state dict to `runs/weights.pt` and the other runs loaded that file"
                  + (" (each process's own seeded weights were already equal to it: "
                     + ", ".join(f"{r} {v}" for r, v in sorted(weq.items())) + ")" if weq else ""))
     if size:
