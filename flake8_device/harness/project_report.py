@@ -18,11 +18,16 @@ def _int(n: Any) -> str:
     return f"{n:,}" if isinstance(n, int) else str(n)
 
 
-def _section_table(sections: Dict[str, Any]) -> List[str]:
+def _section_table(sections: Dict[str, Any], state_elements: Any = None) -> List[str]:
     rows = ["| what | tensors | equal | elements | max abs diff |", "|---|---:|---:|---:|---:|"]
     for sec, f in sections.items():
+        elements = _int(f["compared_elements"])
+        diff = f"{f['max_abs_diff']:g}"
+        if sec == "state":  # compared through digests: the elements are those of the weights
+            elements = f"{_int(state_elements)} (by digest)" if state_elements else "(by digest)"
+            diff = "-" if f["problems"] else "0"
         rows.append(f"| {_esc(SECTION_TITLES.get(sec, sec))} | {f['compared_tensors']} | {f['equal_tensors']} |"
-                    f" {_int(f['compared_elements'])} | {f['max_abs_diff']:g} |")
+                    f" {elements} | {diff} |")
     return rows
 
 
@@ -180,7 +185,7 @@ def _details(checks, facts) -> List[str]:
         rows += [f"### {cid}. {k.name}: {k.status}", ""]
         secs = k.figures.get("sections") or {}
         if secs:
-            rows += _section_table(secs)
+            rows += _section_table(secs, (facts.get("fixed_cpu") or {}).get("state_elements"))
             rows.append("")
             rows.append(f"{k.figures.get('compared_tensors')} tensors compared with `torch.equal`, max abs diff"
                         f" {k.figures.get('max_abs_diff', 0):g}.")
