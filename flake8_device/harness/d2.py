@@ -186,7 +186,8 @@ def video_inputs(size: Dict[str, int], classes: int, seed: int, instances: int =
     per frame with ``gt_boxes`` (from the masks), ``gt_classes``,
     ``gt_ids`` and ``gt_masks`` (``BitMasks``); plus ``height``, ``width``,
     ``length``, ``video_len``, ``frame_idx`` and ``file_names``. Objects are
-    rectangles that move from frame to frame, each with its own class.
+    rectangles of a flat colour over a noise background that move from frame to
+    frame, each with its own class.
     """
     import torch
     from detectron2.structures import BitMasks, Boxes, Instances
@@ -195,6 +196,7 @@ def video_inputs(size: Dict[str, int], classes: int, seed: int, instances: int =
     T, H, W, C = size["frames"], size["height"], size["width"], size["channels"]
     frames = [torch.randint(0, 256, (C, H, W), generator=g, dtype=torch.uint8) for _ in range(T)]
     classes_of = [int(c) for c in torch.randint(0, max(1, classes), (instances,), generator=g)]
+    colours = torch.randint(0, 256, (instances, C), generator=g, dtype=torch.uint8)
     per_frame = []
     for t in range(T):
         masks = torch.zeros((instances, H, W), dtype=torch.bool)
@@ -202,6 +204,8 @@ def video_inputs(size: Dict[str, int], classes: int, seed: int, instances: int =
             h0 = (H // 4 + i * H // 5 + 3 * t) % max(1, H // 2)
             w0 = (W // 5 + i * W // 4 + 5 * t) % max(1, W // 2)
             masks[i, h0:h0 + H // 3, w0:w0 + W // 3] = True
+            # the object is visible in the frame: a flat colour over the noise
+            frames[t][:, masks[i]] = colours[i][:, None]
         bm = BitMasks(masks)
         inst = Instances((H, W))
         inst.gt_boxes = Boxes(bm.get_bounding_boxes().tensor)
