@@ -118,9 +118,13 @@ def write_source(source: SourceFile, new_text: str) -> None:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError as exc:
         raise SourceError(f"cannot write: {exc.strerror or exc}") from exc
-    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        # The mode bits, not os.access: as root every file is writable, and a
-        # read-only file is someone's decision to keep it as it is.
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or (
+        hasattr(os, "geteuid") and os.geteuid() != 0 and not os.access(target, os.W_OK)
+    ):
+        # The mode bits first: as root os.access says every file is writable,
+        # and a read-only file is someone's decision to keep it as it is.  (The
+        # temporary file is moved over the original, which only needs the
+        # folder to be writable: without this check it would be replaced.)
         raise SourceError("not written: the file is read-only")
     _unchanged_since_read(source, target)
     tmp = None

@@ -61,6 +61,7 @@ class NoqaMap:
     def __init__(self, text: str) -> None:
         self.lines = split_lines(text)
         self._mapping: Optional[Dict[int, str]] = None
+        self._answers: Dict[tuple, bool] = {}
         self._text = text
 
     def _build(self) -> Dict[int, str]:
@@ -92,8 +93,14 @@ class NoqaMap:
         return found
 
     def suppresses(self, line: int, code: str) -> bool:
-        text = self.line_for(line)
-        return text is not None and codes_suppressed_by(text, code)
+        # the comment is parsed once per line: K diagnostics on one long line
+        # would otherwise search it K times
+        key = (line, code)
+        got = self._answers.get(key)
+        if got is None:
+            text = self.line_for(line)
+            got = self._answers[key] = text is not None and codes_suppressed_by(text, code)
+        return got
 
     @property
     def file_ignored(self) -> bool:
