@@ -298,3 +298,20 @@ def test_needed_import_at_the_end_of_a_file_without_final_newline():
                    Fix((ReplaceNode(Span(1, 7, 1, 9), "os"),), True, "x", needs=("torch",)))
     res = apply_fixes(src, [d], check_names=True)
     assert res.text == "import os\nimport torch"
+
+
+def test_noqa_on_the_amp_import_keeps_its_call_sites_and_the_count_honest(tmp_path):
+    """The real engine: the torch.cuda.amp import under noqa, its call sites in
+    the same group.  Before, the calls were rewritten (a TypeError at run time)
+    and the summary said "5 fixed, 1 left (fixes did not settle within 5 rounds)"."""
+    src = ("import torch\nfrom torch.cuda.amp import autocast  # noqa: DEV005\n\n\n"
+           "def f(x):\n    with autocast():\n        return x * 2\n")
+    path = tmp_path / "amp.py"
+    path.write_text(src)
+    out = io.StringIO()
+    cli.main(["--isolated", "--fix", "--summary", str(path)], stdout=out, stderr=io.StringIO())
+    assert path.read_text() == src
+    text = out.getvalue()
+    assert "did not settle" not in text
+    assert re.search(r"DEV005\s+1\s+0\s+1", text), text
+    assert "is not applied whole (DEV005 on line 2 is suppressed by # noqa)" in text
