@@ -211,6 +211,8 @@ def test_shell_snippet(block, project):
             continue
         if word in ELSEWHERE:
             continue
+        if word == "git" and shlex.split(command)[1:2] in (["clone"], ["fetch"], ["pull"], ["push"]):
+            continue  # needs the network; the rest of the block runs on the sample project
         assert word in RUN | PLAIN, (f"{block.id}: {command!r}: a command this test does not know; "
                                      "add it to RUN, PLAIN or ELSEWHERE")
         if word == "cd":
