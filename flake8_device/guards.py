@@ -20,7 +20,7 @@ Guards:
   ``@unittest.skipUnless(torch.cuda.is_available(), ...)``,
   ``@pytest.mark.skipif(not torch.cuda.is_available(), reason=...)`` (also with the
   condition as a string, and through a module-level name bound to one of them), and
-  bare decorators named like ``needs_cuda`` / ``requires_gpu``;
+  decorators named like ``needs_cuda`` / ``requires_gpu`` / ``requires_nccl()`` / ``skip_if_lt_x_gpu(2)``;
 - an early exit: ``if not torch.cuda.is_available(): return`` (or ``raise``,
   ``continue``, ``break``, ``self.skipTest(...)``, ``pytest.skip(...)``) guards the
   rest of the block, as does ``assert torch.cuda.is_available()``.
@@ -41,8 +41,17 @@ _DEVICE_STR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*\d+)?\s*$")
 _SKIP_IF = frozenset({"unittest.skipIf", "unittest.case.skipIf", "pytest.mark.skipif", "_pytest.mark.skipif"})
 _SKIP_UNLESS = frozenset({"unittest.skipUnless", "unittest.case.skipUnless"})
 _SKIP_CALLS = frozenset({"pytest.skip", "unittest.skip", "pytest.xfail"})
-_NEEDS_ACCEL = re.compile(r"^(?:needs|requires?|only|skip_?if_?no|skip_?unless)_?(?:cuda|gpu)|(?:cuda|gpu)_?only$",
-                          re.IGNORECASE)
+# Decorators named for what they need: ``needs_cuda``, ``requires_gpu``, ``requires_nccl()``,
+# ``skip_if_lt_x_gpu(2)``, ``skipIfNoCUDA``, ``onlyCUDA``, ``cuda_only`` (compared without case or "_").
+_NEEDS_PREFIXES = ("needs", "requires", "require", "only", "skipifno", "skipiflt", "skipunless")
+_NEEDS_WORDS = ("cuda", "gpu", "nccl")
+
+
+def _names_a_requirement(name: str) -> bool:
+    low = name.lower().replace("_", "")
+    if low.endswith(("cudaonly", "gpuonly")):
+        return True
+    return low.startswith(_NEEDS_PREFIXES) and any(w in low for w in _NEEDS_WORDS)
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
 # The last part of every call that can make a guard or a skip marker.
 _GUARD_CALL_NAMES = frozenset({q.rsplit(".", 1)[-1] for q in AVAILABILITY_CALLS} | {"skipif", "skipIf", "skipUnless"})
@@ -213,6 +222,9 @@ class Guards:
         if depth > 5:
             return False
         if isinstance(d, ast.Call):
+            fname = d.func.attr if isinstance(d.func, ast.Attribute) else getattr(d.func, "id", "")
+            if _names_a_requirement(fname):
+                return True  # ``@requires_nccl()``, ``@skip_if_lt_x_gpu(2)`` (torch.testing's own, too)
             q = self.resolve(d.func) or ""
             cond = d.args[0] if d.args else next((k.value for k in d.keywords if k.arg == "condition"), None)
             if cond is None:
@@ -232,10 +244,7 @@ class Guards:
             return False
         if isinstance(d, ast.Name) and self._markers.get(name):
             return True  # ``requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), ...)``
-        if not _NEEDS_ACCEL.search(name):
-            return False
-        q = self.resolve(d) or ""
-        return not q.startswith("torch.")
+        return _names_a_requirement(name)
 
     # ---- blocks ----------------------------------------------------------------
     def guards_rest_of_block(self, stmt: ast.stmt, scopes: Sequence[ast.AST] = ()) -> bool:

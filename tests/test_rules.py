@@ -318,6 +318,7 @@ GUARDS = [  # how a body of statements is guarded; {body} is indented by 8 space
     "@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')\ndef f(x, m, half):\n{body4}",
     "@unittest.skipUnless(torch.cuda.is_available(), 'needs CUDA')\ndef f(x, m, half):\n{body4}",
     "def f(x, m, half):\n    assert torch.cuda.device_count() > 0\n{body4}",
+    "@skip_if_lt_x_gpu(2)\ndef f(x, m, half):\n{body4}",
 ]
 UNGUARDED = [
     "def f(x, m, half):\n{body4}",

@@ -1,4 +1,5 @@
 import argparse
+from typing import Literal
 
 import torch
 import torch.distributed as dist
@@ -32,3 +33,20 @@ def not_flagged(rank):
         dist.init_process_group("nccl", rank=rank)
     return backend
 
+
+
+def _test_nccl_worker(rank, world_size, url):
+    dist.init_process_group(backend="NCCL", init_method=url, rank=rank, world_size=world_size)
+
+
+def requires_nccl():
+    return lambda fn: fn
+
+
+@requires_nccl()
+def not_flagged_requires_nccl(rank):
+    dist.init_process_group("nccl", rank=rank)
+
+
+def not_flagged_literal(group, backend: Literal["NCCL"] = "NCCL"):
+    return group, backend

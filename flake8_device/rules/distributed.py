@@ -12,6 +12,9 @@ the string ``"nccl"`` (or ``torch.distributed.Backend.NCCL``) is given as a back
 * the default of a parameter that mentions ``backend``;
 * ``parser.add_argument("--dist-backend", default="nccl")``.
 
+Not reported: comparisons, ``choices=[...]``, guarded code, functions named for NCCL
+(``_test_nccl_worker``) and ``Literal["NCCL"]`` parameters.
+
 Fix (safe): ``"nccl" if torch.cuda.is_available() else "gloo"``, the default backend
 for the device in use (``torch.distributed`` itself maps ``cpu`` to gloo and ``cuda`` to
 nccl); unchanged wherever CUDA is present.
@@ -43,8 +46,8 @@ def _mentions_backend(name: Optional[str]) -> bool:
 
 def _report(ck, node: ast.AST, where: str) -> None:
     ck.handled.add(id(node))
-    if ck.guarded:
-        return
+    if ck.guarded or any("nccl" in getattr(f.node, "name", "").lower() for f in ck.func_stack):
+        return  # guarded, or inside a function about NCCL itself (``_test_nccl_worker``)
     fix = None
     if ck.fixes:
         torch = ck.torch_name() or "torch"
@@ -83,5 +86,8 @@ def check_assign(ck, node) -> None:
 
 def check_defaults(ck, fn, pairs) -> None:
     for param, default in pairs:
+        ann = param.annotation
+        if isinstance(ann, ast.Subscript) and getattr(ann.value, "id", getattr(ann.value, "attr", "")) == "Literal":
+            continue  # ``backend: Literal["NCCL"] = "NCCL"``: the parameter admits nothing else
         if _mentions_backend(param.arg) and _is_nccl(ck, default) and id(default) not in ck.handled:
             _report(ck, default, f"default of parameter '{param.arg}'")
