@@ -389,16 +389,41 @@ class VirtualDevice:
     def _generic(self, func, args, kwargs):
         if kwargs and ("device" in kwargs or "pin_memory" in kwargs):
             return self._generic_placing(func, args, kwargs)
-        # Fast path: scan operands once; most calls see one device.
+        # Fast path: one pass over the operands, no list built; most calls see
+        # one device, and marks share their device object, so `is` decides.
         token = self._token
-        tensors = _collect(args, kwargs)
-        first, uniform = self._common_device(tensors)
-        if not uniform:
-            first = self._check_mixed(func, tensors, func not in _LIST_OPS)
+        first = fmark = None
+        mixed = False
+        for values in (args, kwargs.values()) if kwargs else (args,):
+            for a in values:
+                if isinstance(a, _TB):
+                    group = (a,)
+                elif type(a) is list or type(a) is tuple:
+                    group = a
+                else:
+                    continue
+                for t in group:
+                    if not isinstance(t, _TB):
+                        continue
+                    m = getattr(t, MARK, None)
+                    if m is not None and m[0] is token:
+                        d = m[1]
+                    else:
+                        m = None
+                        d = _real_device(t)
+                        if d.type == "cpu":
+                            d = _CPU
+                    if first is None:
+                        first, fmark = d, m
+                    elif d is not first and d != first:
+                        mixed = True
+        if mixed:
+            first = self._check_mixed(func, _collect(args, kwargs), func not in _LIST_OPS)
+            fmark = None
         out = func(*args, **kwargs)
-        if first is not None and first.type != "cpu":
+        if first is not None and first is not _CPU and first.type != "cpu":
             if isinstance(out, _TB):
-                setattr(out, MARK, (token, first))
+                setattr(out, MARK, fmark if fmark is not None else (token, first))
             else:
                 self._mark_all(out, first)
         elif isinstance(out, _TB):
