@@ -349,3 +349,56 @@ def test_unguarded_and_constant_flag_statements_are_reported(case, template, fla
     statement, code = case
     src = _module(template, statement, flag, const)
     assert any(d.code == code for d in check_source(src)), src
+
+
+# ---------------------------------------------------------------------------------------------------
+# DEV007 is about behaviour: what it reports raises on this machine's torch without CUDA, what it leaves
+# alone runs.  Checked against the installed torch, so a torch release that changes either shows up here.
+
+RAISES_WITHOUT_CUDA = [
+    "torch.cuda.synchronize()",
+    "torch.cuda.set_device(0)",
+    "s = torch.cuda.Stream()",
+    "s = torch.cuda.current_stream()",
+    "s = torch.cuda.default_stream()",
+    "torch.zeros(2).record_stream(torch.cuda.current_stream())",
+    "torch.cuda.Event(enable_timing=True).record()",
+    "n = torch.cuda.get_device_name(0)",
+    "p = torch.cuda.get_device_properties(0)",
+    "c = torch.cuda.get_device_capability(0)",
+    "i = torch.cuda.current_device()",
+    "f = torch.cuda.mem_get_info()",
+    "torch.cuda.reset_peak_memory_stats()",
+    "torch.cuda.ipc_collect()",
+]
+RUNS_WITHOUT_CUDA = [
+    "torch.cuda.empty_cache()",
+    "n = torch.cuda.device_count()",
+    "m = torch.cuda.memory_allocated() + torch.cuda.max_memory_allocated() + torch.cuda.memory_reserved()",
+    "torch.cuda.manual_seed_all(0)",
+    "torch.cuda.manual_seed(0)",
+    "torch.backends.cudnn.benchmark = True",
+    "x = torch.zeros(2).to('cpu', non_blocking=True)",
+    "b = list(torch.utils.data.DataLoader([1, 2], pin_memory=False))",
+    "ctx = torch.cuda.stream(None)",
+    "ok = torch.cuda.is_available()",
+]
+
+
+@pytest.mark.parametrize("statement", RAISES_WITHOUT_CUDA)
+def test_dev007_reports_what_raises_without_cuda(statement):
+    torch = pytest.importorskip("torch")
+    src = f"import torch\n\n\ndef f():\n    {statement}\n"
+    assert [d.code for d in check_source(src)] == ["DEV007"], statement
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present: the call does not raise here")
+    with pytest.raises(Exception):
+        exec(statement, {"torch": torch})
+
+
+@pytest.mark.parametrize("statement", RUNS_WITHOUT_CUDA)
+def test_dev007_leaves_alone_what_runs_without_cuda(statement):
+    torch = pytest.importorskip("torch")
+    src = f"import torch\n\n\ndef f():\n    {statement}\n"
+    assert check_source(src) == [], statement
+    exec(statement, {"torch": torch})
