@@ -6,7 +6,8 @@
 #   3. install detectron2 (scripts/install_detectron2.sh);
 #   4. install this project in editable mode with its harness and test extras;
 #   5. install panopticapi-lite without dependencies (dataset code of
-#      Mask2Former-family projects imports panopticapi).
+#      Mask2Former-family projects imports panopticapi), and what the real
+#      DVIS-DAQ sources import besides (einops, timm, opencv-python-headless).
 #
 # A stamp file inside .venv records a hash of pyproject.toml and of the set-up
 # scripts; when it matches, nothing is done. FORCE=1 redoes every step.
@@ -80,6 +81,13 @@ log "installing flake8-device (editable, extras harness and test)"
 # goes in without its dependencies (it only needs numpy and Pillow).
 log "installing panopticapi-lite (no dependencies)"
 "$PY" -m pip install --quiet --no-deps panopticapi-lite
+
+# What the real DVIS-DAQ sources import beyond detectron2's own dependencies
+# (docs/harness.md): einops and timm (model code), OpenCV (detectron2's
+# point_rend, imported by Mask2Former). The headless OpenCV build needs no
+# display libraries.
+log "installing the DVIS-DAQ project's own imports (einops, timm, opencv-python-headless)"
+"$PY" -m pip install --quiet einops timm opencv-python-headless
 
 # Record what this venv was set up from.
 printf '%s\n' "$WANT" > "$STAMP"
