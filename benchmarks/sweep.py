@@ -78,6 +78,7 @@ class SweepResult:
     imports_gained: List[str] = field(default_factory=list)  # import after the fix, not before
     imports_failing: List[Tuple[str, str]] = field(default_factory=list)  # neither before nor after
     unsafe: bool = True
+    flags: List[str] = field(default_factory=list)
     summary: str = ""
     seconds: float = 0.0
 
@@ -192,9 +193,10 @@ def _line_diff(a: bytes, b: bytes) -> str:
 
 
 def sweep(files: Sequence[str], roots: Sequence[str], workdir: Optional[str] = None, *,
-          unsafe: bool = True, imports: bool = False) -> SweepResult:
+          unsafe: bool = True, imports: bool = False, extra: Sequence[str] = ()) -> SweepResult:
     res = SweepResult(files=len(files), unsafe=unsafe)
-    flags = ["--fix", "--unsafe-fixes"] if unsafe else ["--fix"]
+    flags = (["--fix", "--unsafe-fixes"] if unsafe else ["--fix"]) + list(extra)
+    res.flags = flags
     t0 = time.perf_counter()
     own_tmp = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="flake8-device-sweep-")
@@ -332,7 +334,7 @@ def report(res: SweepResult, out=sys.stdout) -> None:
     def p(*a):
         print(*a, file=out)
 
-    mode = "--fix --unsafe-fixes" if res.unsafe else "--fix"
+    mode = " ".join(res.flags)
     p(f"flake8-device {mode}: files {res.files}, {res.seconds:.1f} s; "
       f"unparsable inputs (skipped) {len(res.unparsable_inputs)}")
     p("per code: found (selected, original files), fixed, dropped by a post-condition:")
@@ -376,6 +378,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="files kept, spread evenly (default 0 = all)")
     ap.add_argument("--safe", action="store_true", help="--fix without --unsafe-fixes")
     ap.add_argument("--imports", action="store_true", help="check that fixed files still import")
+    ap.add_argument("--device-expr", metavar="EXPR", help="passed to flake8-device (e.g. self.device)")
     ap.add_argument("--real-world", action="store_true",
                     help="DVIS_DAQ (../shared/realworld), torchvision and detectron2, each with --fix and "
                          "--fix --unsafe-fixes, imports checked")
@@ -393,7 +396,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         tree = [root] if root else roots
         files = spread(python_files(tree), args.limit)
         print(f"\n== sweep over {len(files)} files from {', '.join(tree)}", flush=True)
-        res = sweep(files, tree, unsafe=unsafe, imports=imports)
+        extra = ["--device-expr", args.device_expr] if args.device_expr else []
+        res = sweep(files, tree, unsafe=unsafe, imports=imports, extra=extra)
         report(res)
         offenders += res.offenders
     return 1 if offenders else 0
