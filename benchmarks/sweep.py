@@ -120,7 +120,7 @@ def copy_tree(files: Sequence[str], roots: Sequence[str], dest: str, data: bool 
 
 
 def undefined_counts(data: bytes, filename: str) -> Optional[Counter]:
-    from fixers.postconditions import undefined_names
+    from flake8_device_fixers.postconditions import undefined_names
 
     try:
         text = data.decode("utf-8-sig")

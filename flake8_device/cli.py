@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
-from fixers import (
+from flake8_device_fixers import (
     DEFAULT_MAX_FILE_SIZE,
     REASON_NO_FIX,
     SourceError,
@@ -25,8 +25,8 @@ from fixers import (
     write_source,
 )
 
-from fixers.files import decode_source
-from fixers.positions import LineIndex
+from flake8_device_fixers.files import decode_source
+from flake8_device_fixers.positions import LineIndex
 
 from . import add_noqa, output
 
@@ -91,7 +91,7 @@ def given_roots(paths: Sequence[str]) -> List[str]:
 
 
 def write_checked(source: SourceFile, text: str, roots: Sequence[str]) -> None:
-    """:func:`fixers.write_source`, refusing a file whose real path, through a
+    """:func:`flake8_device_fixers.write_source`, refusing a file whose real path, through a
     symlink, lies outside every one of ``roots``."""
     real = os.path.realpath(source.path)
     if roots and not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
@@ -529,7 +529,7 @@ def _items(report: FileReport, path: str, runner: "Runner", fixing: bool, fmt: s
 
 def _add_noqa(report: FileReport, runner: "Runner") -> Tuple[str, int, List[Tuple[int, str]]]:
     """The file's text with a ``# noqa`` for each diagnostic left; refuses a text that no longer parses."""
-    from fixers.syntax import parses
+    from flake8_device_fixers.syntax import parses
 
     reports = [(d.span.line, d.code) for d, _ in report.left]
     new, edited, failed = add_noqa.add_noqa(report.text, reports)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
-from fixers.positions import LineIndex
+from flake8_device_fixers.positions import LineIndex
 
 from .diagnostics import Diagnostic
 from .lines import split_lines
@@ -161,13 +161,13 @@ def fix_edits(
     fixer adds for it, such as an ``import torch`` the fix text needs.
     ``apply(text, diagnostics)`` applies fixes, unsafe ones included, with
     the post-conditions of the run (the command passes its Runner's); by
-    default :func:`fixers.apply_fixes`.  None when the fixer would not apply
+    default :func:`flake8_device_fixers.apply_fixes`.  None when the fixer would not apply
     the fix on its own.
     """
     if diag.fix is None:
         return None
     if apply is None:
-        from fixers import apply_fixes
+        from flake8_device_fixers import apply_fixes
 
         def apply(t, ds):
             return apply_fixes(t, ds, unsafe=True, filename=filename)

@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from fixers import SourceError, read_source, write_source
-from fixers.testing import toy_linter
+from flake8_device_fixers import SourceError, read_source, write_source
+from flake8_device_fixers.testing import toy_linter
 from flake8_device import cli
 
 

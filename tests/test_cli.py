@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fixers.testing import toy_linter
+from flake8_device_fixers.testing import toy_linter
 from flake8_device import cli
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixers.testing import toy_linter
+from flake8_device_fixers.testing import toy_linter
 from flake8_device import cli, output
 from flake8_device.add_noqa import add_noqa, noqa_rows
 from flake8_device.noqa import NoqaMap
@@ -69,7 +69,7 @@ def test_text_edits_are_minimal_within_a_line():
 
 
 def test_char_columns_count_characters():
-    from fixers.positions import LineIndex
+    from flake8_device_fixers.positions import LineIndex
 
     idx = LineIndex('s = "é"; y = 1\n')
     assert output.char_position(idx, 1, len('s = "é"; '.encode())) == (1, 10)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixers import apply_fixes
+from flake8_device_fixers import apply_fixes
 from flake8_device.engine import check_source
 
 torch = pytest.importorskip("torch")
@@ -158,7 +158,7 @@ from collections import Counter  # noqa: E402
 import io  # noqa: E402
 import tempfile  # noqa: E402
 
-from fixers.postconditions import undefined_names  # noqa: E402
+from flake8_device_fixers.postconditions import undefined_names  # noqa: E402
 from flake8_device import cli  # noqa: E402
 
 FACTORIES = ["zeros", "ones", "arange"]

@@ -19,7 +19,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixers.postconditions import undefined_names
+from flake8_device_fixers.postconditions import undefined_names
 from flake8_device.cli import main
 from flake8_device.engine import check_source
 from flake8_device.inference import MODULE_DEVICE_GROUP

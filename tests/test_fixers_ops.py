@@ -6,9 +6,9 @@ import ast
 
 import pytest
 
-from fixers import REASON_NOT_PARSE, REASON_OVERLAP, REASON_UNSAFE, apply_fixes
-from fixers.positions import LineIndex
-from fixers.testing import diag, span_of
+from flake8_device_fixers import REASON_NOT_PARSE, REASON_OVERLAP, REASON_UNSAFE, apply_fixes
+from flake8_device_fixers.positions import LineIndex
+from flake8_device_fixers.testing import diag, span_of
 from flake8_device.diagnostics import Diagnostic, InsertBefore, ReplaceNode, RewriteCall, Span
 
 

@@ -7,8 +7,8 @@ import ast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixers import REASON_COMMENT, apply_fixes
-from fixers.positions import LineIndex
+from flake8_device_fixers import REASON_COMMENT, apply_fixes
+from flake8_device_fixers.positions import LineIndex
 from flake8_device.diagnostics import Diagnostic, Fix, ReplaceNode, RewriteCall, Span
 
 NAMES = ["device", "dtype", "size", "out", "layout"]
@@ -134,7 +134,7 @@ def test_replace_node_keeps_outside_and_parses(case, replacement):
 
 # --- the linear-time structures agree with the plain definitions ---------------------
 
-from fixers.apply import _Edit, _overlap, _splice, _Taken  # noqa: E402
+from flake8_device_fixers.apply import _Edit, _overlap, _splice, _Taken  # noqa: E402
 
 EDITS = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 6)), max_size=25)
 

@@ -16,9 +16,9 @@ from collections import Counter
 
 import pytest
 
-from fixers import apply_fixes
-from fixers.postconditions import ABSENT, BOUND, OTHER, import_insertion, module_binding, undefined_names
-from fixers.testing import span_of
+from flake8_device_fixers import apply_fixes
+from flake8_device_fixers.postconditions import ABSENT, BOUND, OTHER, import_insertion, module_binding, undefined_names
+from flake8_device_fixers.testing import span_of
 from flake8_device import cli
 from flake8_device.diagnostics import Diagnostic, Fix, ReplaceNode, Span
 

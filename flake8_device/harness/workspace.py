@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from fixers import read_source, write_source
+from flake8_device_fixers import read_source, write_source
 
 from ..cli import Runner, iter_python_files
 from ..config import load_settings
