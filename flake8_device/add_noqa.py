@@ -15,6 +15,7 @@ import io
 import tokenize
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from .lines import for_tokenize, split_lines
 from .noqa import NOQA_INLINE, _SPLIT
 
 _Group = Tuple[int, int]
@@ -24,7 +25,7 @@ def _groups(text: str) -> Tuple[Dict[int, _Group], Dict[int, List[tokenize.Token
     """For each line, (first, last) line of its group; and the comment tokens by line."""
     groups: Dict[int, _Group] = {}
     comments: Dict[int, List[tokenize.TokenInfo]] = {}
-    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    tokens = tokenize.generate_tokens(io.StringIO(for_tokenize(text)).readline)
     first: Optional[int] = None
     last = -1
     for tok in tokens:
@@ -69,8 +70,8 @@ def add_noqa(text: str, reports: Iterable[Tuple[int, str]]) -> Tuple[str, int, L
         groups, comments = _groups(text)
     except (tokenize.TokenError, SyntaxError, IndentationError):
         return text, 0, reports
-    # the same physical lines tokenize reads (StringIO splits at "\n" only)
-    lines = io.StringIO(text).readlines()
+    # the physical lines the reports and the tokens count
+    lines = split_lines(text)
     wanted: Dict[_Group, List[str]] = {}
     failed: List[Tuple[int, str]] = []
     for line, code in reports:

@@ -22,3 +22,13 @@ def split_lines(text: str, keepends: bool = True) -> List[str]:
     if not keepends:
         lines = [line.rstrip("\r\n") for line in lines]
     return lines
+
+
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
+def for_tokenize(text: str) -> str:
+    r"""``text`` with each lone ``\r`` read as ``\n``: :mod:`tokenize` ends lines at
+    ``\n`` only, so its line numbers then match :func:`split_lines` (the length
+    and every column stay the same)."""
+    return _LONE_CR.sub("\n", text)

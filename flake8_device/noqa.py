@@ -22,6 +22,7 @@ import re
 import tokenize
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from .lines import for_tokenize
 from .lines import split_lines as _split_lines
 
 NOQA_INLINE = re.compile(
@@ -67,7 +68,7 @@ class NoqaMap:
     def _build(self) -> Dict[int, str]:
         ret: Dict[int, str] = {}
         try:
-            tokens = list(tokenize.generate_tokens(io.StringIO(self._text).readline))
+            tokens = list(tokenize.generate_tokens(io.StringIO(for_tokenize(self._text)).readline))
         except (tokenize.TokenError, SyntaxError):
             return ret
         big = len(self.lines) + 2

@@ -254,7 +254,7 @@ _PIECES = [
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=6),
        st.lists(st.sampled_from(["DEV001", "DEV101", "DEV004"]), min_size=1, max_size=3),
-       st.sampled_from(["\n", "\r\n"]))
+       st.sampled_from(["\n", "\r\n", "\r"]))
 def test_add_noqa_keeps_the_code_and_suppresses(pieces, codes, newline):
     text = "".join(pieces).replace("\n", newline)
     tree = ast.dump(ast.parse(text))
@@ -264,7 +264,7 @@ def test_add_noqa_keeps_the_code_and_suppresses(pieces, codes, newline):
     assert ast.dump(ast.parse(new)) == tree  # only comments were added
     noqa = NoqaMap(new)
     assert all(noqa.suppresses(line, code) for line, code in reports)
-    assert new.count("\r\n") == text.count("\r\n")
+    assert new.count("\r\n") == text.count("\r\n") and new.count("\r") == text.count("\r")
     assert add_noqa(new, reports)[0] == new  # a second run changes nothing
 
 
