@@ -119,10 +119,6 @@ def _op_name(func: Any) -> str:
     return f"{mod}.{qual}"
 
 
-def _is_tensor(x: Any) -> bool:
-    return isinstance(x, _TB)
-
-
 def _collect(args: Sequence[Any], kwargs: Dict[str, Any]) -> List[Any]:
     """Tensors among the arguments, one level into lists and tuples."""
     found: List[Any] = []
