@@ -611,8 +611,8 @@ def main(
             print("flake8-device: --stdin-filename needs '-' as the only path", file=err)
             return EXIT_ERROR
         use_stdin = True  # Ruff's rule: --stdin-filename alone reads standard input
-    if args.add_noqa and (args.fix or args.diff):
-        print("flake8-device: --add-noqa cannot be combined with --fix or --diff", file=err)
+    if args.add_noqa and (args.fix or args.diff or args.check):
+        print("flake8-device: --add-noqa cannot be combined with --fix, --diff or --check", file=err)
         return EXIT_ERROR
     try:
         settings = _apply_flags(load_settings(args.config, args.isolated), args)

@@ -235,6 +235,7 @@ def test_add_noqa_command(project):
     assert f.read_text() == 'x = "cuda"  # noqa: DEV003, DEV001\ny = nofix  # noqa: DEV003\n'
     assert run(["--isolated", "m.py"])[0] == 0
     assert run(["--isolated", "--add-noqa", "--fix", "m.py"])[0] == 2
+    assert run(["--isolated", "--add-noqa", "--check", "m.py"])[0] == 2  # --check writes nothing
 
 
 _PIECES = [
