@@ -106,9 +106,21 @@ def module_binding(tree: ast.Module, name: str) -> str:
         nested = at_module and not isinstance(
             node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
         )
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            # ``if TYPE_CHECKING: import torch`` binds nothing when the code runs.
+            stack.extend((child, False) for child in node.body)
+            stack.extend((child, nested) for child in node.orelse)
+            continue
         for child in ast.iter_child_nodes(node):
             stack.append((child, nested))
     return BOUND if top_level else ABSENT
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    """``TYPE_CHECKING`` or ``typing.TYPE_CHECKING``: true only for type checkers."""
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:

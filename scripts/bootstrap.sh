@@ -87,7 +87,7 @@ log "installing panopticapi-lite (no dependencies)"
 # point_rend, imported by Mask2Former). The headless OpenCV build needs no
 # display libraries.
 log "installing the DVIS-DAQ project's own imports (einops, timm, opencv-python-headless)"
-"$PY" -m pip install --quiet einops timm opencv-python-headless
+"$PY" -m pip install --quiet "einops==0.8.2" "timm==1.0.31" "opencv-python-headless==5.0.0.93"
 
 # Record what this venv was set up from.
 printf '%s\n' "$WANT" > "$STAMP"

@@ -167,6 +167,21 @@ def test_module_binding_kinds():
     assert kind("from torch import nn\n") == ABSENT
     assert kind("try:\n    import torch\nexcept ImportError:\n    torch = None\n") == OTHER
     assert kind("for torch in x:\n    pass\n") == OTHER
+    # a type checker's import binds nothing when the module runs
+    assert kind("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\n") == ABSENT
+    assert kind("import typing\nif typing.TYPE_CHECKING:\n    import torch\nelse:\n    import torch\n") == BOUND
+
+
+def test_needed_torch_imported_only_for_type_checkers_is_imported_for_real(tmp_path):
+    src = ("from typing import TYPE_CHECKING\n"
+           "if TYPE_CHECKING:\n"
+           "    import torch\n"
+           'A = "cuda"  # -> torch.device("cpu") [needs torch]\n')
+    _, text, _, _ = run(tmp_path, src, "--fix")
+    assert text.count("import torch\n") == 2, text
+    ns: dict = {}
+    exec(compile(text, "m.py", "exec"), ns)
+    assert str(ns["A"]) == "cpu"
 
 
 def test_import_insertion_points():
