@@ -160,8 +160,10 @@ def test_tensor_digest_is_bitwise():
     assert not torch.equal(d2.tensor_digest(a), d2.tensor_digest(a.double()))
 
 
-def test_flatten_values_turns_numbers_into_tensors():
-    out = d2.flatten_values({"b": [1, 2.5, True], "a": torch.ones(2), "s": "text"}, "out")
+def test_flatten_with_scalars_turns_numbers_into_tensors():
+    from flake8_device.harness.tensors import flatten
+
+    out = flatten({"b": [1, 2.5, True], "a": torch.ones(2), "s": "text"}, "out", scalars=True)
     names = [n for n, _ in out]
     assert names == ["out['a']", "out['b'][0]", "out['b'][1]", "out['b'][2]"]
     assert out[1][1].dtype == torch.int64 and out[2][1].dtype == torch.float64 and out[3][1].dtype == torch.bool

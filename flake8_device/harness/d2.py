@@ -226,36 +226,6 @@ def video_inputs(size: Dict[str, int], classes: int, seed: int, instances: int =
 # --------------------------------------------------------------------------
 
 
-def flatten_values(obj: Any, prefix: str) -> List[Tuple[str, Any]]:
-    """Tensors in ``obj`` by path; Python numbers and NumPy arrays become tensors, strings are skipped."""
-    import torch
-
-    items: List[Tuple[str, Any]] = []
-
-    def walk(o: Any, path: str) -> None:
-        if isinstance(o, torch.Tensor):
-            items.append((path, o))
-        elif isinstance(o, bool):
-            items.append((path, torch.tensor(o)))
-        elif isinstance(o, (int, float)):
-            items.append((path, torch.tensor(o, dtype=torch.float64 if isinstance(o, float) else torch.int64)))
-        elif type(o).__module__ == "numpy" and hasattr(o, "shape"):
-            items.append((path, torch.from_numpy(__import__("numpy").array(o))))
-        elif isinstance(o, dict):
-            for k in sorted(o, key=str):
-                walk(o[k], f"{path}[{k!r}]")
-        elif isinstance(o, (list, tuple)):
-            for i, v in enumerate(o):
-                walk(v, f"{path}[{i}]")
-        elif hasattr(o, "get_fields") and callable(o.get_fields):  # detectron2 Instances
-            walk(o.get_fields(), path)
-        elif isinstance(getattr(o, "tensor", None), torch.Tensor):  # Boxes, BitMasks
-            walk(o.tensor, path + ".tensor")
-
-    walk(obj, prefix)
-    return items
-
-
 def tensor_digest(t: Any):
     """SHA-256 of a tensor's dtype, shape and bytes, as a uint8 tensor of 32 elements.
 
@@ -271,10 +241,6 @@ def tensor_digest(t: Any):
     h = hashlib.sha256(f"{c.dtype}{tuple(c.shape)}".encode())
     h.update(c.view(torch.uint8).numpy().tobytes() if c.numel() else b"")
     return torch.tensor(list(h.digest()), dtype=torch.uint8)
-
-
-def _detached(items: List[Tuple[str, Any]]) -> List[Tuple[str, Any]]:
-    return [(n, t.detach().to("cpu", copy=True)) for n, t in items]
 
 
 def _where(exc: BaseException, root: str) -> str:
@@ -379,8 +345,10 @@ class _Capture:
     def _record(self, name: str, value: Any) -> None:
         n = self.calls.get(name, 0)
         self.calls[name] = n + 1
+        from .tensors import flatten
+
         # flatten now: the model may delete entries of the dicts it returned
-        self.items.extend(t for t in flatten_values(value, f"{name}#{n}") if t[1].is_floating_point())
+        self.items.extend(t for t in flatten(value, f"{name}#{n}", scalars=True) if t[1].is_floating_point())
 
     def _hook(self, name: str):
         def hook(module, args, output):
@@ -547,6 +515,8 @@ def _load_state(model, spec, result) -> None:
 def _train(model, size, classes, spec, result) -> None:
     import torch
 
+    from .tensors import detach_all, flatten
+
     model.train()
     model.zero_grad(set_to_none=True)
     _seed(int(spec["seed"]) + 1)
@@ -576,15 +546,17 @@ def _train(model, size, classes, spec, result) -> None:
         result["facts"]["train_input_grad_note"] = (
             "no gradient reaches the input frames on the training path (.grad is None after backward): "
             "the model computes its features from them without autograd (e.g. under torch.no_grad())")
-    items = flatten_values(losses, "loss") + [("objective", objective)]
-    result["sections"]["train"] = _detached(items)
-    result["sections"]["train_grads"] = _detached(grads)
-    result["sections"]["train_input_grads"] = _detached(in_grads)
+    items = flatten(losses, "loss", scalars=True) + [("objective", objective)]
+    result["sections"]["train"] = detach_all(items)
+    result["sections"]["train_grads"] = detach_all(grads)
+    result["sections"]["train_input_grads"] = detach_all(in_grads)
     model.zero_grad(set_to_none=True)
 
 
 def _infer(model, size, classes, spec, result) -> None:
     import torch
+
+    from .tensors import detach_all, flatten
 
     model.eval()
     _seed(int(spec["seed"]) + 2)
@@ -598,12 +570,12 @@ def _infer(model, size, classes, spec, result) -> None:
             outputs = model(inputs)
     finally:
         cap.close()
-    result["sections"]["infer"] = _detached(flatten_values(outputs, "out"))
+    result["sections"]["infer"] = detach_all(flatten(outputs, "out", scalars=True))
     result["frames"] = [f.detach().to("cpu", copy=True) for f in frames]
     differentiable = [(n, t) for n, t in cap.items if t.requires_grad]
     result["facts"]["captured_tensors"] = len(cap.items)
     result["facts"]["captured_differentiable"] = len(differentiable)
-    result["sections"]["captured"] = _detached(cap.items)
+    result["sections"]["captured"] = detach_all(cap.items)
     if not differentiable:
         result["facts"]["saliency"] = "no captured tensor depends on the input frames"
         return
@@ -614,7 +586,7 @@ def _infer(model, size, classes, spec, result) -> None:
         sal.append((f"d_objective/d_frame[{i}]", g if g is not None else torch.zeros_like(f)))
     result["facts"]["saliency_objective"] = float(objective.detach())
     result["facts"]["saliency_frames_unused"] = [i for i, g in enumerate(grads) if g is None]
-    result["sections"]["saliency"] = _detached(sal)
+    result["sections"]["saliency"] = detach_all(sal)
 
 
 def _finish(result: Dict[str, Any], spec: Dict[str, Any], t_start: float) -> Dict[str, Any]:

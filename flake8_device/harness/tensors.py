@@ -33,13 +33,25 @@ def move(obj: Any, device: Any) -> Any:
     return obj
 
 
-def flatten(obj: Any, prefix: str = "out") -> List[Tuple[str, torch.Tensor]]:
-    """Every tensor in ``obj`` with a path naming where it sits, in a stable order."""
+def flatten(obj: Any, prefix: str = "out", scalars: bool = False) -> List[Tuple[str, torch.Tensor]]:
+    """Every tensor in ``obj`` with a path naming where it sits, in a stable order.
+
+    With ``scalars``, Python numbers and NumPy arrays count too, as tensors
+    (bool, int64, float64, the array's dtype); strings are always skipped.
+    """
     items: List[Tuple[str, torch.Tensor]] = []
 
     def walk(o: Any, path: str) -> None:
         if isinstance(o, torch.Tensor):
             items.append((path, o))
+        elif scalars and isinstance(o, bool):
+            items.append((path, torch.tensor(o)))
+        elif scalars and isinstance(o, (int, float)):
+            items.append((path, torch.tensor(o, dtype=torch.float64 if isinstance(o, float) else torch.int64)))
+        elif scalars and type(o).__module__ == "numpy" and hasattr(o, "shape"):
+            import numpy
+
+            items.append((path, torch.from_numpy(numpy.array(o))))
         elif isinstance(o, dict):
             for k in sorted(o, key=str):
                 walk(o[k], f"{path}[{k!r}]")
