@@ -74,4 +74,4 @@ class Plugin:
         for d in found:
             if d.code in DEFAULT_IGNORED and d.code not in self.opted_in:
                 continue
-            yield d.span.line, d.span.col, f"{d.code} {d.message}", type(self)
+            yield d.span.line, d.span.col, d.flake8_text(), type(self)
