@@ -6,6 +6,7 @@ Usage: ``flake8-device [options] [PATH ...]``; see docs/cli.md.
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import gc
 import io
@@ -418,6 +419,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_selection(settings: Settings, args: argparse.Namespace) -> None:
+    """Selectors that match no code are usage errors, as in Ruff (a typo must not pass CI).
+
+    On the command line every selector must be a prefix of a code; in a config file, shared with
+    flake8's other plugins, only selectors that start with ``DEV`` are checked. ``--device-expr``
+    must be a Python expression.
+    """
+    from .rules import CODES
+
+    known = set(CODES) | {"DEV000"}
+    given = {
+        name: split_list(getattr(args, name)) for name in ("select", "ignore", "extend_select", "extend_ignore")
+    }
+    from_flags = {sel for values in given.values() for sel in values}
+    from_config = set(settings.select or []) | set(settings.ignore) | set(settings.extend_select)
+    from_config |= set(settings.extend_ignore)
+    for sel in sorted(from_flags | from_config):
+        if any(code.startswith(sel) for code in known):
+            continue
+        if sel in from_flags or sel.startswith("DEV"):
+            where = "option" if sel in from_flags else f"configuration ({settings.config_path or 'config file'})"
+            raise ConfigError(f"unknown rule selector {sel!r} in the {where}: it matches no code "
+                              f"(codes: {', '.join(sorted(known))}; separate several with commas)")
+    if settings.device_expr is not None:
+        try:
+            ast.parse(settings.device_expr, mode="eval")
+        except SyntaxError:
+            raise ConfigError(f"--device-expr {settings.device_expr!r} is not a Python expression") from None
+
+
 def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     if args.select is not None:
         settings.select = split_list(args.select)
@@ -616,6 +647,7 @@ def main(
         return EXIT_ERROR
     try:
         settings = _apply_flags(load_settings(args.config, args.isolated), args)
+        _check_selection(settings, args)
     except ConfigError as exc:
         print(f"flake8-device: {exc}", file=err)
         return EXIT_ERROR

@@ -363,3 +363,34 @@ def test_round_limit_reported(project):
                        linter=_unwrap_linter)
     assert code == 1 and f.read_text() == "y = wrap(x)\n"
     assert "fixes did not settle within 2 rounds" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["--select", "FOO"],
+    ["--select", "DEV001;DEV002"],
+    ["--extend-select", "DEV999"],
+    ["--ignore", "DEV9"],
+    ["--device-expr", "1+"],
+])
+def test_selectors_that_match_no_code_are_usage_errors(project, argv):
+    write(project / "m.py", "import torch\nx = torch.zeros(3).cuda()\n")
+    code, out, err = run(["--isolated", *argv, "m.py"], linter=None)
+    assert code == 2, (out, err)
+    assert out == ""
+    assert "flake8-device:" in err
+
+
+def test_config_selectors_of_other_plugins_are_kept_but_unknown_dev_codes_are_errors(project):
+    write(project / "m.py", "import torch\nx = torch.zeros(3).cuda()\n")
+    write(project / "setup.cfg", "[flake8]\nselect = E,W,DEV\n")
+    code, out, _ = run(["m.py"], linter=None)
+    assert code == 1 and "DEV002" in out
+    write(project / "setup.cfg", "[flake8]\nextend-select = DEV999\n")
+    code, _, err = run(["m.py"], linter=None)
+    assert code == 2 and "DEV999" in err and "setup.cfg" in err
+
+
+def test_known_prefixes_select(project):
+    write(project / "m.py", "import torch\nx = torch.zeros(3).cuda()\n")
+    code, out, _ = run(["--isolated", "--select", "DEV0", "m.py"], linter=None)
+    assert code == 1 and "DEV002" in out and "DEV101" not in out
