@@ -87,6 +87,9 @@ TINY = {
           META_ARCHITECTURE: "TinyVideo"
           SEM_SEG_HEAD:
             NUM_CLASSES: 5
+        DATASETS:
+          TRAIN: ("ytvis_2019_train",)
+          TEST: ("ytvis_2019_val",)
     ''',
 }
 

@@ -66,13 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a config set-up function (cfg) -> None, in order; repeat for several (default: the "
                         "add_*_config calls of the training script's setup())")
     g.add_argument("--setup-script", metavar="FILE", default=None,
-                   help="training script to read setup() and imports from (default: train_net*.py at the root)")
+                   help="training script to read setup() and imports from (default: each train*.py at the root, "
+                        "under projects/*/ and tools/ is tried until one's setup() accepts the config)")
     g.add_argument("--register", metavar="MODULE", action="append", default=None,
                    help="a module to import so that the model's classes register; repeat for several "
                         "(default: the project modules the training script imports)")
     g.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                    help="config overrides, as detectron2's merge_from_list (e.g. MODEL.MASK_FORMER.DEC_LAYERS 4)")
-    g.add_argument("--num-frames", type=int, default=3, metavar="N", help="frames of the synthetic video (default 3)")
+    g.add_argument("--num-frames", type=int, default=None, metavar="N",
+                   help="frames of the synthetic video (default: the config's INPUT.SAMPLING_FRAME_NUM, else 3)")
+    g.add_argument("--input-format", choices=("auto", "image", "video"), default="auto",
+                   help="inputs as the project's image or video dataset mapper gives them (default auto: from the "
+                        "config's datasets and mapper)")
+    g.add_argument("--no-saliency", action="store_true",
+                   help="skip the optional gradient pass (input gradients of the training objective, saliency)")
     g.add_argument("--size", default="64x96", metavar="HxW",
                    help="frame height x width, rounded up to the model's size divisibility (default 64x96)")
     g.add_argument("--seed", type=int, default=0, help="seed of the weights, inputs and random ops (default 0)")
@@ -127,7 +134,7 @@ def _main_project(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     cfg = ProjectConfig(
         project=args.project, config=args.config, out=args.out, unsafe=not args.safe_only, setup=args.setup,
         setup_script=args.setup_script, imports=args.register, opts=list(args.opts), frames=args.num_frames,
-        height=h, width=w, seed=args.seed, threads=args.threads, jobs=args.jobs, capture=args.capture or [],
+        height=h, width=w, input_format=args.input_format, saliency=not args.no_saliency, seed=args.seed, threads=args.threads, jobs=args.jobs, capture=args.capture or [],
         original_fixes=codes, device_type=args.device_type, rtol=args.rtol, atol=args.atol,
         timeout=args.timeout, figure=not args.no_figure, progress=None if args.quiet else err,
     )

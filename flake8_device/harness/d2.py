@@ -11,21 +11,27 @@ facts about the model.
 
 What one run does, given the spec (a JSON object, see :func:`run`):
 
-1. puts the copy's root first on ``sys.path``, imports the modules that
-   register the model (those its training script imports) and builds the
-   config with the project's ``add_*_config`` functions, then the config
-   file, then ``opts``; ``MODEL.WEIGHTS`` is emptied and ``MODEL.DEVICE`` set;
+1. puts the copy's root first on ``sys.path`` and, for each candidate set-up
+   in turn (one per training script), imports the modules that register the
+   model and builds the config with its ``add_*_config`` functions, then the
+   config file, then ``opts``: the first candidate whose config accepts the
+   file is used. ``MODEL.WEIGHTS`` is emptied and ``MODEL.DEVICE`` set;
 2. seeds Python, NumPy and torch, builds the model with detectron2's
    ``build_model(cfg)`` and loads the shared state dict file (the first run
-   writes it), so every process holds the same random weights;
-3. **train**: synthetic video inputs in the format of the project's video
-   dataset mapper, ``sum(loss_dict.values())``, backward; records every loss,
-   the objective and every parameter gradient;
-4. **infer**: the same frames as float tensors that require grad, ``eval()``
-   forward; records the outputs (Python numbers become tensors) and the
-   tensors the model builds on the way (forward outputs of its top-level
-   submodules, or the ``capture`` names), then the gradient of the sum of the
-   captured tensors' means with respect to each input frame (the saliency).
+   writes it, with its ``_metadata``), so every process holds the same random
+   weights;
+3. **train**: synthetic inputs in the format of the project's dataset mapper
+   (a video clip of the config's ``SAMPLING_FRAME_NUM`` frames, or one image),
+   as the mapper gives them (uint8), ``sum(loss_dict.values())``, backward;
+   records every loss, the objective and every parameter gradient;
+4. **infer**: ``eval()`` forward under ``torch.no_grad()``, as detectron2's
+   evaluator runs it; records the outputs (Python numbers become tensors) and
+   the tensors the model builds on the way (forward outputs of its top-level
+   submodules, or the ``capture`` names);
+5. **grad** (optional): the frames as float tensors that require grad; the
+   input gradients of the training objective, and the gradient of the sum of
+   the captured tensors' means with respect to each input frame (the
+   saliency). What cannot be taken is reported as not available, with why.
 """
 
 from __future__ import annotations
@@ -62,11 +68,27 @@ def _top_level_names(root: str) -> List[str]:
     return names
 
 
+def training_scripts(root: str) -> List[str]:
+    """Every training script of the project, in the order they are tried:
+    ``train*.py`` at the root (``train_net*.py`` first), then under ``projects/*/``
+    and ``tools/``."""
+    found: List[str] = []
+    folders = [root] + sorted(os.path.join(root, "projects", d) for d in (
+        os.listdir(os.path.join(root, "projects")) if os.path.isdir(os.path.join(root, "projects")) else ()))
+    folders.append(os.path.join(root, "tools"))
+    for folder in folders:
+        if not os.path.isdir(folder):
+            continue
+        names = sorted(f for f in os.listdir(folder) if f.endswith(".py") and f.startswith("train"))
+        names.sort(key=lambda f: (not f.startswith("train_net"), len(f), f))
+        found += [os.path.join(folder, f) for f in names]
+    return found
+
+
 def find_training_script(root: str) -> Optional[str]:
-    """The project's training script: ``train_net*.py`` or ``train*.py`` at its root."""
-    candidates = sorted(f for f in os.listdir(root) if f.endswith(".py") and f.startswith("train"))
-    candidates.sort(key=lambda f: (not f.startswith("train_net"), len(f), f))
-    return os.path.join(root, candidates[0]) if candidates else None
+    """The first training script :func:`training_scripts` lists (None without one)."""
+    scripts = training_scripts(root)
+    return scripts[0] if scripts else None
 
 
 def read_setup(script: str, root: str) -> Dict[str, List[str]]:
@@ -145,38 +167,196 @@ def build_cfg(spec: Dict[str, Any]):
     return cfg
 
 
+def setup_candidates(spec: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The set-ups to try, in order: ``spec['candidates']`` (one per training
+    script), or the one of ``spec['setup']``/``spec['imports']``."""
+    return list(spec.get("candidates") or [{"script": spec.get("setup_from"), "setup": spec.get("setup", []),
+                                             "imports": spec.get("imports", [])}])
+
+
+def choose_setup(spec: Dict[str, Any]):
+    """Import the modules and build the config with the first candidate set-up
+    whose config accepts the file (``KeyError: Non-existent config key`` moves on
+    to the next). Returns ``(cfg, candidate, rejected)``; raises the first error
+    when no candidate accepts it, with the candidates and ``--setup-script`` named."""
+    rejected: List[Dict[str, str]] = []
+    first: Optional[BaseException] = None
+    cands = setup_candidates(spec)
+    root = os.path.abspath(spec.get("root") or ".")
+    for cand in cands:
+        try:
+            if cand.get("path"):  # a script under projects/NAME/ imports from its own folder
+                folder = os.path.join(root, cand["path"])
+                if folder not in sys.path:
+                    sys.path.insert(1, folder)
+            for mod in cand.get("imports", []):
+                importlib.import_module(mod)
+            cfg = build_cfg(dict(spec, setup=cand["setup"]))
+            return cfg, cand, rejected
+        except Exception as exc:
+            if first is None:
+                first = exc
+            rejected.append({"script": str(cand.get("script")), "error": f"{type(exc).__name__}: {exc}"[:300]})
+            if not isinstance(exc, (KeyError, AttributeError)) and len(cands) == 1:
+                raise
+    assert first is not None
+    if len(cands) > 1:
+        lines = "; ".join(f"{r['script']}: {r['error']}" for r in rejected)
+        raise SetupError(f"no training script's setup() accepts the config (tried {len(cands)}: {lines}); "
+                         "name the right one with --setup-script FILE, or the functions with --setup") from first
+    raise first
+
+
+class SetupError(RuntimeError):
+    """No candidate set-up accepts the config."""
+
+
 # --------------------------------------------------------------------------
 # Synthetic inputs
 # --------------------------------------------------------------------------
 
 
-def input_size(cfg, frames: int, height: int, width: int) -> Dict[str, int]:
-    """Frame count and size, height and width rounded up to the model's size divisibility."""
+def config_frames(cfg) -> Optional[int]:
+    """``INPUT.SAMPLING_FRAME_NUM`` of the config, or None where it has none."""
+    try:
+        n = cfg.INPUT.get("SAMPLING_FRAME_NUM")
+        return int(n) if n is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def input_size(cfg, frames: Optional[int], height: int, width: int, fmt: str = "video") -> Dict[str, Any]:
+    """Frame count and size, height and width rounded up to the model's size divisibility.
+
+    ``frames`` None: the clip length of the config (``INPUT.SAMPLING_FRAME_NUM``,
+    3 without one) for a video, 1 for an image."""
     div = 1
-    for key in ("MASK_FORMER.SIZE_DIVISIBILITY", "BACKBONE.SIZE_DIVISIBILITY"):
+    for key in ("MASK_FORMER.SIZE_DIVISIBILITY", "BACKBONE.SIZE_DIVISIBILITY", "SIZE_DIVISIBILITY"):
         node = cfg.MODEL
         try:
             for part in key.split("."):
                 node = getattr(node, part)
             div = max(div, int(node))
-        except AttributeError:
+        except (AttributeError, TypeError, ValueError):
             continue
+    try:
+        div = max(div, int(cfg.INPUT.get("SIZE_DIVISIBILITY", 0) or 0))
+    except (AttributeError, TypeError, ValueError):
+        pass
     h = -(-height // div) * div
     w = -(-width // div) * div
-    return {"frames": frames, "height": h, "width": w, "divisibility": div,
-            "channels": len(cfg.MODEL.PIXEL_MEAN)}
+    if fmt == "image":
+        t, source = 1, "one image"
+    elif frames is not None:
+        t, source = int(frames), "--num-frames"
+    else:
+        n = config_frames(cfg)
+        t, source = (n, "INPUT.SAMPLING_FRAME_NUM") if n else (3, "default (the config has no SAMPLING_FRAME_NUM)")
+    return {"frames": t, "frames_from": source, "height": h, "width": w, "divisibility": div,
+            "channels": len(cfg.MODEL.PIXEL_MEAN), "format": fmt}
+
+
+def _class_counts(node, path: str = "MODEL") -> List[Tuple[str, int]]:
+    found = []
+    for key in sorted(node.keys()):
+        value = node[key]
+        if hasattr(value, "keys"):
+            found += _class_counts(value, f"{path}.{key}")
+        elif key == "NUM_CLASSES" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            found.append((f"{path}.{key}", value))
+    return found
 
 
 def num_classes(cfg) -> int:
-    for path in ("SEM_SEG_HEAD.NUM_CLASSES", "ROI_HEADS.NUM_CLASSES", "RETINANET.NUM_CLASSES"):
-        node = cfg.MODEL
-        try:
-            for part in path.split("."):
-                node = getattr(node, part)
-            return int(node)
-        except AttributeError:
-            continue
-    return 1
+    """The number of classes the synthetic labels stay below: the smallest
+    ``NUM_CLASSES`` anywhere under ``MODEL`` (``SEM_SEG_HEAD``, ``ROI_HEADS``, or a
+    model's own ``MODEL.<NAME>.NUM_CLASSES``), so every head accepts every label."""
+    counts = _class_counts(cfg.MODEL)
+    return min(v for _, v in counts) if counts else 1
+
+
+_VIDEO_DATASET = re.compile(r"(^|_)(yt_?vis|ytvos|ovis|vipseg|vspw|uvo|burst|mose|davis|lvvis|tao|video|vis)(_|\d|$)",
+                            re.IGNORECASE)
+
+
+def input_format(cfg, forced: Optional[str] = None) -> Tuple[str, str]:
+    """``("video" | "image", why)``: the format of the project's dataset mapper.
+
+    A video when the datasets are video datasets (``ytvis_2019_train``,
+    ``ovis_train``...) or the mapper is a video mapper, an image otherwise (a
+    config with ``SAMPLING_FRAME_NUM`` and no dataset names is taken as a video)."""
+    if forced in ("image", "video"):
+        return forced, "--input-format"
+    names = [str(n) for n in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)]
+    video = [n for n in names if _VIDEO_DATASET.search(n)]
+    if video:
+        return "video", f"video dataset {video[0]!r} in DATASETS"
+    mapper = str(cfg.INPUT.get("DATASET_MAPPER_NAME", "") or "")
+    if "video" in mapper.lower() or "vis" in mapper.lower().split("_"):
+        return "video", f"INPUT.DATASET_MAPPER_NAME {mapper!r}"
+    if names:
+        return "image", f"image dataset {names[0]!r} in DATASETS"
+    if config_frames(cfg):
+        return "video", "INPUT.SAMPLING_FRAME_NUM without dataset names"
+    return "image", "no video dataset or mapper in the config"
+
+
+def image_inputs(size: Dict[str, Any], classes: int, seed: int, instances: int = 2, mask_tensor: bool = True):
+    """One image in the format of a detectron2 image dataset mapper.
+
+    ``image``: a uint8 tensor (C, H, W); ``instances``: ``gt_boxes``,
+    ``gt_classes``, ``gt_masks`` (a uint8 tensor (N, H, W) as Mask2Former's
+    mappers give, or ``BitMasks`` with ``mask_tensor=False`` as detectron2's
+    ``DatasetMapper`` gives); ``sem_seg`` (H, W int64: each object's class, 0 elsewhere); plus ``height``, ``width``,
+    ``file_name``, ``image_id``.
+    """
+    import torch
+    from detectron2.structures import BitMasks, Boxes, Instances
+
+    video = video_inputs(dict(size, frames=1), classes, seed, instances)[0]
+    H, W = size["height"], size["width"]
+    inst = video["instances"][0]
+    masks = inst.gt_masks.tensor
+    out = Instances((H, W))
+    out.gt_boxes = Boxes(inst.gt_boxes.tensor.clone())
+    out.gt_classes = inst.gt_classes.clone()
+    out.gt_masks = masks.to(torch.uint8) if mask_tensor else BitMasks(masks)
+    sem = torch.zeros((H, W), dtype=torch.int64)
+    for i in range(masks.shape[0]):
+        sem[masks[i]] = int(inst.gt_classes[i])
+    return [{"image": video["image"][0], "instances": out, "sem_seg": sem, "height": H, "width": W,
+             "file_name": "synthetic_00000.jpg", "image_id": 0}]
+
+
+def make_inputs(size: Dict[str, Any], classes: int, seed: int, cfg=None):
+    """The inputs of ``size['format']``: :func:`image_inputs` or :func:`video_inputs`."""
+    if size.get("format") == "image":
+        mapper = str(cfg.INPUT.get("DATASET_MAPPER_NAME", "") or "") if cfg is not None else ""
+        # Mask2Former-style mappers give the masks as a tensor, detectron2's own as BitMasks
+        return image_inputs(size, classes, seed, mask_tensor=bool(mapper))
+    return video_inputs(size, classes, seed)
+
+
+def frames_of(inputs) -> List[Any]:
+    """The image tensors of the inputs (every frame of every video, or every image)."""
+    out = []
+    for d in inputs:
+        img = d["image"]
+        out += list(img) if isinstance(img, (list, tuple)) else [img]
+    return out
+
+
+def set_frames(inputs, frames: List[Any]) -> None:
+    """Put ``frames`` (in :func:`frames_of` order) back into the inputs."""
+    i = 0
+    for d in inputs:
+        if isinstance(d["image"], (list, tuple)):
+            n = len(d["image"])
+            d["image"] = list(frames[i:i + n])
+            i += n
+        else:
+            d["image"] = frames[i]
+            i += 1
 
 
 def video_inputs(size: Dict[str, int], classes: int, seed: int, instances: int = 2):
@@ -239,7 +419,8 @@ def tensor_digest(t: Any):
 
     c = t.detach().to("cpu").contiguous()
     h = hashlib.sha256(f"{c.dtype}{tuple(c.shape)}".encode())
-    h.update(c.view(torch.uint8).numpy().tobytes() if c.numel() else b"")
+    # reshape first: a 0-dim tensor (a scalar parameter) cannot be viewed as bytes
+    h.update(c.reshape(-1).view(torch.uint8).numpy().tobytes() if c.numel() else b"")
     return torch.tensor(list(h.digest()), dtype=torch.uint8)
 
 
@@ -256,11 +437,50 @@ def _where(exc: BaseException, root: str) -> str:
     return ""
 
 
+# Import names whose package on the index has another name, or that no index has.
+PACKAGE_HINTS = {
+    "panopticapi": "pip install panopticapi-lite (the import name panopticapi; the original panopticapi exists only"
+                   " as a source repository, github.com/cocodataset/panopticapi)",
+    "cv2": "pip install opencv-python-headless",
+    "sklearn": "pip install scikit-learn",
+    "skimage": "pip install scikit-image",
+    "PIL": "pip install Pillow",
+    "yaml": "pip install PyYAML",
+    "fvcore": "pip install fvcore",
+    "pycocotools": "pip install pycocotools",
+    "lvis": "pip install lvis",
+    "einops": "pip install einops",
+    "timm": "pip install timm",
+    "detectron2": "detectron2 is not on the package index: install it from its source repository"
+                  " (pip install 'git+https://github.com/facebookresearch/detectron2.git')",
+    "MultiScaleDeformableAttention": "a compiled extension of the project (its ops/ folder, built with CUDA):"
+                                     " not on the package index; the harness's DEV009 fix lets the model import"
+                                     " without it",
+    "pytorch3d": "pytorch3d is built from its source repository (github.com/facebookresearch/pytorch3d)",
+}
+
+
+def missing_package_hint(exc: BaseException) -> Optional[str]:
+    """What to install for a ``ModuleNotFoundError`` (None for other errors)."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    hint = PACKAGE_HINTS.get(top)
+    if hint is None:
+        hint = (f"pip install {top} (if the package index has no package of that name, the module comes from"
+                " another package or only from a source repository: see the project's install instructions)")
+    return f"missing package {top!r}: {hint}"
+
+
 def _error(exc: BaseException, root: str) -> Dict[str, str]:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
-    return {"type": type(exc).__name__, "text": f"{type(exc).__name__}: {first}", "where": _where(exc, root),
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])}
+    err = {"type": type(exc).__name__, "text": f"{type(exc).__name__}: {first}", "where": _where(exc, root),
+           "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])}
+    hint = missing_package_hint(exc)
+    if hint:
+        err["hint"] = hint
+    return err
 
 
 # --------------------------------------------------------------------------
@@ -388,13 +608,15 @@ def _mismatches(vd, root: str) -> List[Dict[str, Any]]:
 def run(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Run one copy as ``spec`` says; return the result (also saved to ``spec['out']``).
 
-    Keys of ``spec``: ``root`` (the copy), ``config``, ``setup`` (list of
-    ``module:function``), ``imports`` (modules to import first), ``opts``,
-    ``device`` (``MODEL.DEVICE``), ``virtual`` (accelerator type to
-    virtualise, or null), ``state`` (state dict file: loaded if it exists,
-    else written), ``seed``, ``frames``, ``height``, ``width``, ``threads``,
-    ``capture`` (names, or empty for the model's top-level submodules),
-    ``paths`` (``train``/``infer``), ``out``.
+    Keys of ``spec``: ``root`` (the copy), ``config``, ``candidates`` (set-ups
+    to try: ``script``, ``setup`` (list of ``module:function``), ``imports``) or
+    ``setup`` and ``imports``, ``opts``, ``device`` (``MODEL.DEVICE``),
+    ``virtual`` (accelerator type to virtualise, or null), ``state`` (state
+    dict file: loaded if it exists, else written), ``seed``, ``frames`` (null:
+    the config's clip length), ``height``, ``width``, ``threads``, ``capture``
+    (names, or empty for the model's top-level submodules), ``input_format``
+    (``auto``/``image``/``video``), ``paths`` (``train``/``infer``),
+    ``saliency`` (the extra gradient pass), ``out``.
     """
     import torch
 
@@ -414,17 +636,21 @@ def run(spec: Dict[str, Any]) -> Dict[str, Any]:
     try:
         t0 = time.perf_counter()
         try:
-            for mod in spec.get("imports", []):
-                importlib.import_module(mod)
-            cfg = build_cfg(spec)
+            cfg, cand, rejected = choose_setup(spec)
         except Exception as exc:
             result["errors"]["setup"] = _error(exc, root)
             return _finish(result, spec, t_start)
+        result["facts"].update(setup_from=cand.get("script"), setup_functions=list(cand["setup"]),
+                               registering_imports=list(cand.get("imports", [])), setups_rejected=rejected)
         result["seconds"]["import"] = time.perf_counter() - t0
-        size = input_size(cfg, int(spec["frames"]), int(spec["height"]), int(spec["width"]))
+        fmt, fmt_why = input_format(cfg, spec.get("input_format"))
+        frames = spec.get("frames")
+        size = input_size(cfg, int(frames) if frames else None, int(spec["height"]), int(spec["width"]), fmt)
         classes = num_classes(cfg)
-        result["facts"].update(size=size, num_classes=classes, meta_architecture=cfg.MODEL.META_ARCHITECTURE,
-                               model_device=cfg.MODEL.DEVICE, config_frames=cfg.INPUT.get("SAMPLING_FRAME_NUM"))
+        result["facts"].update(size=size, num_classes=classes, class_counts=dict(_class_counts(cfg.MODEL)),
+                               meta_architecture=cfg.MODEL.META_ARCHITECTURE, model_device=cfg.MODEL.DEVICE,
+                               config_frames=config_frames(cfg), input_format=fmt, input_format_from=fmt_why)
+        inputs_of = lambda: make_inputs(size, classes, int(spec["seed"]), cfg)  # noqa: E731
         if spec.get("virtual"):
             from ..virtual import virtual_device
 
@@ -452,19 +678,29 @@ def run(spec: Dict[str, Any]) -> Dict[str, Any]:
         result["mismatches"]["build"] = _mismatches(vd, root)
         if vd is not None:
             vd.mismatches.clear()
-        for path in spec.get("paths", ("train", "infer")):
+        paths = list(spec.get("paths", ("train", "infer")))
+        if spec.get("saliency", True):
+            paths.append("grad")
+        for path in paths:
             t0 = time.perf_counter()
             with ctx:
                 try:
                     if path == "train":
-                        _train(model, size, classes, spec, result)
+                        _train(model, inputs_of, spec, result)
+                    elif path == "infer":
+                        _infer(model, inputs_of, spec, result)
                     else:
-                        _infer(model, size, classes, spec, result)
+                        _grad_pass(model, inputs_of, spec, result, root)
                 except Exception as exc:
                     result["errors"][path] = _error(exc, root)
-            result["mismatches"][path] = _mismatches(vd, root)
-            if vd is not None:
-                vd.mismatches.clear()
+            if path == "grad":
+                # the optional pass: its mismatches are the same code's as infer's and train's
+                if vd is not None:
+                    vd.mismatches.clear()
+            else:
+                result["mismatches"][path] = _mismatches(vd, root)
+                if vd is not None:
+                    vd.mismatches.clear()
             result["seconds"][path] = time.perf_counter() - t0
     finally:
         if root in sys.path:
@@ -473,6 +709,8 @@ def run(spec: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _load_state(model, spec, result) -> None:
+    import collections
+
     import torch
 
     state_file = spec.get("state")
@@ -500,11 +738,17 @@ def _load_state(model, spec, result) -> None:
         ref = torch.load(state_file, map_location="cpu", weights_only=True)
         result["facts"]["weights_equal_before_load"] = list(ref) == list(sd) and all(
             torch.equal(ref[k], sd[k].detach().to("cpu")) for k in ref)
-        model.load_state_dict(ref)
+        load_shared_state(model, ref)
         result["facts"]["state_loaded_from"] = state_file
     elif state_file:
         tmp = state_file + f".{os.getpid()}.part"
-        torch.save({k: v.detach().to("cpu", copy=True) for k, v in sd.items()}, tmp)
+        out = collections.OrderedDict((k, v.detach().to("cpu", copy=True)) for k, v in sd.items())
+        # the version of each module's layout: without it, modules with a newer
+        # _version (Mask2Former's heads) rename the keys on load as if they were old
+        meta = getattr(sd, "_metadata", None)
+        if meta is not None:
+            out._metadata = type(meta)((k, dict(v)) for k, v in meta.items())
+        torch.save(out, tmp)
         os.replace(tmp, state_file)
         result["facts"]["state_written_to"] = state_file
     if state_file:
@@ -512,21 +756,40 @@ def _load_state(model, spec, result) -> None:
         result["facts"]["state_elements"] = sum(v.numel() for v in model.state_dict().values())
 
 
-def _train(model, size, classes, spec, result) -> None:
-    import torch
+class StateMismatch(RuntimeError):
+    """The shared weights do not fit the model: names the keys."""
 
+
+def load_shared_state(model, ref) -> None:
+    """``model.load_state_dict(ref)``; a failure names the missing and unexpected keys."""
+    try:
+        model.load_state_dict(ref)
+        return
+    except RuntimeError as exc:
+        first = exc
+    got = set(model.state_dict())
+    missing = sorted(got - set(ref))
+    unexpected = sorted(set(ref) - got)
+    if getattr(ref, "_metadata", None) is None:
+        why = " (the weights file has no state_dict()._metadata: modules renamed keys by version on load)"
+    else:
+        why = ""
+    detail = f"{len(missing)} missing key(s) {missing[:8]}, {len(unexpected)} unexpected key(s) {unexpected[:8]}"
+    if not missing and not unexpected:
+        detail = str(first).splitlines()[-1].strip() if str(first).strip() else "shapes differ"
+    raise StateMismatch(f"the shared weights do not load into {type(model).__name__}: {detail}{why}") from first
+
+
+def _train(model, inputs_of, spec, result) -> None:
+    """Training as a user runs it: the mapper's uint8 frames, ``train()``, the
+    sum of the losses, backward."""
     from .tensors import detach_all, flatten
 
     model.train()
     model.zero_grad(set_to_none=True)
     _seed(int(spec["seed"]) + 1)
-    inputs = video_inputs(size, classes, int(spec["seed"]))
-    # float frames holding the mapper's uint8 values: the same numbers reach the
-    # model, and the harness can see whether a gradient flows back to them
-    frames = [f.to(torch.float32).requires_grad_(True) for f in inputs[0]["image"]]
-    inputs[0]["image"] = frames
-    with grad_safe_image_list():
-        losses = model(inputs)
+    inputs = inputs_of()
+    losses = model(inputs)
     if not isinstance(losses, dict):
         raise TypeError(f"the model returned {type(losses).__name__} in training, not a dict of losses")
     objective = sum(v for v in losses.values())
@@ -541,52 +804,101 @@ def _train(model, size, classes, spec, result) -> None:
     result["facts"]["train_objective"] = float(objective.detach())
     result["facts"]["params_without_grad"] = len(none)
     result["facts"]["params_without_grad_examples"] = none[:10]
-    in_grads = [(f"d_objective/d_frame[{i}]", f.grad) for i, f in enumerate(frames) if f.grad is not None]
-    if not in_grads:
-        result["facts"]["train_input_grad_note"] = (
-            "no gradient reaches the input frames on the training path (.grad is None after backward): "
-            "the model computes its features from them without autograd (e.g. under torch.no_grad())")
     items = flatten(losses, "loss", scalars=True) + [("objective", objective)]
     result["sections"]["train"] = detach_all(items)
     result["sections"]["train_grads"] = detach_all(grads)
-    result["sections"]["train_input_grads"] = detach_all(in_grads)
     model.zero_grad(set_to_none=True)
 
 
-def _infer(model, size, classes, spec, result) -> None:
+def _infer(model, inputs_of, spec, result) -> None:
+    """Inference as detectron2's evaluator runs it: ``eval()`` under ``torch.no_grad()``."""
     import torch
 
     from .tensors import detach_all, flatten
 
     model.eval()
     _seed(int(spec["seed"]) + 2)
-    inputs = video_inputs(size, classes, int(spec["seed"]))
-    frames = [f.to(torch.float32).requires_grad_(True) for f in inputs[0]["image"]]
-    inputs[0]["image"] = frames
+    inputs = inputs_of()
     cap = _Capture(model, spec.get("capture") or [])
     result["facts"]["captured_from"] = cap.names
     try:
-        with grad_safe_image_list():
+        with torch.no_grad():
             outputs = model(inputs)
     finally:
         cap.close()
     result["sections"]["infer"] = detach_all(flatten(outputs, "out", scalars=True))
-    result["frames"] = [f.detach().to("cpu", copy=True) for f in frames]
-    differentiable = [(n, t) for n, t in cap.items if t.requires_grad]
+    result["frames"] = [f.detach().to("cpu", copy=True) for f in frames_of(inputs)]
     result["facts"]["captured_tensors"] = len(cap.items)
-    result["facts"]["captured_differentiable"] = len(differentiable)
+    result["facts"]["captured_calls"] = dict(cap.calls)
+    result["facts"]["captured_silent"] = [n for n in cap.names if not cap.calls.get(n)]
     result["sections"]["captured"] = detach_all(cap.items)
-    if not differentiable:
-        result["facts"]["saliency"] = "no captured tensor depends on the input frames"
-        return
-    objective = sum(t.float().mean() for _, t in differentiable)
-    grads = torch.autograd.grad(objective, frames, allow_unused=True)
-    sal = []
-    for i, (f, g) in enumerate(zip(frames, grads)):
-        sal.append((f"d_objective/d_frame[{i}]", g if g is not None else torch.zeros_like(f)))
-    result["facts"]["saliency_objective"] = float(objective.detach())
-    result["facts"]["saliency_frames_unused"] = [i for i, g in enumerate(grads) if g is None]
-    result["sections"]["saliency"] = detach_all(sal)
+
+
+def _grad_pass(model, inputs_of, spec, result, root) -> None:
+    """The optional gradient pass: float frames that require grad, then the input
+    gradients of the training objective and the saliency of the inference path.
+    Each part that cannot be taken says why (``facts['saliency']``,
+    ``facts['train_input_grad_note']``); none of it fails a run."""
+    import torch
+
+    from .tensors import detach_all
+
+    def grad_inputs():
+        inputs = inputs_of()
+        # float frames holding the mapper's uint8 values: the same numbers reach the
+        # model, and the harness can see whether a gradient flows back to them
+        frames = [f.to(torch.float32).requires_grad_(True) for f in frames_of(inputs)]
+        set_frames(inputs, frames)
+        return inputs, frames
+
+    # training path: input gradients
+    try:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        _seed(int(spec["seed"]) + 1)
+        inputs, frames = grad_inputs()
+        with grad_safe_image_list():
+            losses = model(inputs)
+        sum(v for v in losses.values()).backward()
+        in_grads = [(f"d_objective/d_frame[{i}]", f.grad) for i, f in enumerate(frames) if f.grad is not None]
+        if not in_grads:
+            result["facts"]["train_input_grad_note"] = (
+                "no gradient reaches the input frames on the training path (.grad is None after backward): "
+                "the model computes its features from them without autograd (e.g. under torch.no_grad())")
+        result["sections"]["train_input_grads"] = detach_all(in_grads)
+    except Exception as exc:
+        e = _error(exc, root)
+        result["facts"]["train_input_grad_note"] = f"not available: {e['text']} at {e['where']}"
+    finally:
+        model.zero_grad(set_to_none=True)
+
+    # inference path: saliency of the captured tensors
+    try:
+        model.eval()
+        _seed(int(spec["seed"]) + 2)
+        inputs, frames = grad_inputs()
+        cap = _Capture(model, spec.get("capture") or [])
+        try:
+            with torch.enable_grad(), grad_safe_image_list():
+                model(inputs)
+        finally:
+            cap.close()
+        differentiable = [(n, t) for n, t in cap.items if t.requires_grad]
+        result["facts"]["captured_differentiable"] = len(differentiable)
+        if not differentiable:
+            result["facts"]["saliency"] = ("not available: no captured tensor depends on the input frames (the"
+                                           " model infers without autograd, or the captures saw nothing)")
+            return
+        objective = sum(t.float().mean() for _, t in differentiable)
+        grads = torch.autograd.grad(objective, frames, allow_unused=True)
+        sal = [(f"d_objective/d_frame[{i}]", g if g is not None else torch.zeros_like(f))
+               for i, (f, g) in enumerate(zip(frames, grads))]
+        result["facts"]["saliency_objective"] = float(objective.detach())
+        result["facts"]["saliency_frames_unused"] = [i for i, g in enumerate(grads) if g is None]
+        result["sections"]["saliency"] = detach_all(sal)
+    except Exception as exc:
+        e = _error(exc, root)
+        result["facts"]["saliency"] = f"not available: {e['text']} at {e['where']}"
 
 
 def _finish(result: Dict[str, Any], spec: Dict[str, Any], t_start: float) -> Dict[str, Any]:

@@ -64,7 +64,9 @@ class ProjectConfig:
     setup_script: Optional[str] = None  # relative to the project; None: train_net*.py
     imports: Optional[List[str]] = None  # modules that register the model; None: the script's imports
     opts: List[str] = field(default_factory=list)
-    frames: int = 3
+    frames: Optional[int] = None  # None: the config's INPUT.SAMPLING_FRAME_NUM (video) or one image
+    input_format: str = "auto"  # auto (from the config's datasets and mapper), image, video
+    saliency: bool = True  # the optional gradient pass (input gradients, saliency)
     height: int = 64
     width: int = 96
     seed: int = 0
@@ -219,26 +221,16 @@ def run_project(cfg: ProjectConfig) -> HarnessReport:
     report.seconds["copy"] = time.perf_counter() - t0
 
     # ---- how the project sets its config up ----------------------------------
-    from .d2 import find_training_script, read_setup
-
-    setup, imports = cfg.setup, cfg.imports
-    script = None
-    if setup is None or imports is None:
-        script = os.path.join(orig_dir, cfg.setup_script) if cfg.setup_script else find_training_script(orig_dir)
-        if script is None or not os.path.isfile(script):
-            report.setup_error = ("no training script (train*.py) at the project root to read setup() from; "
-                                  "give --setup-script or --setup")
-            return report
-        try:
-            found = read_setup(script, orig_dir)
-        except (ValueError, SyntaxError) as exc:
-            report.setup_error = f"reading {os.path.basename(script)}: {exc}"
-            return report
-        setup = setup if setup is not None else found["setup"]
-        imports = imports if imports is not None else found["imports"]
-    report.config["setup_functions"] = list(setup)
-    report.config["registering_imports"] = list(imports)
-    report.config["setup_from"] = os.path.relpath(script, orig_dir) if script else "--setup"
+    try:
+        candidates, script_notes = _setup_candidates(cfg, orig_dir)
+    except ValueError as exc:
+        report.setup_error = str(exc)
+        return report
+    report.config["setup_candidates"] = [{"script": c["script"], "setup": c["setup"]} for c in candidates]
+    report.config["setup_scripts_unreadable"] = script_notes
+    report.config["setup_functions"] = list(candidates[0]["setup"])
+    report.config["registering_imports"] = list(candidates[0]["imports"])
+    report.config["setup_from"] = candidates[0]["script"]
 
     runs_dir = os.path.join(out, "runs")
     os.makedirs(runs_dir, exist_ok=True)
@@ -260,10 +252,10 @@ def run_project(cfg: ProjectConfig) -> HarnessReport:
 
     def process(name: str, root: str, runs: List[Dict[str, Any]]) -> Dict[str, Any]:
         return {
-            "process": name, "root": root, "config": os.path.join(root, config_rel), "setup": list(setup),
-            "imports": list(imports), "opts": list(cfg.opts), "state": state, "seed": cfg.seed,
-            "frames": cfg.frames, "height": cfg.height, "width": cfg.width, "threads": cfg.threads,
-            "capture": list(cfg.capture), "paths": ["train", "infer"], "runs": runs,
+            "process": name, "root": root, "config": os.path.join(root, config_rel), "candidates": candidates,
+            "opts": list(cfg.opts), "state": state, "seed": cfg.seed, "frames": cfg.frames, "height": cfg.height,
+            "width": cfg.width, "threads": cfg.threads, "capture": list(cfg.capture),
+            "input_format": cfg.input_format, "saliency": cfg.saliency, "paths": ["train", "infer"], "runs": runs,
         }
 
     # One process per copy (its own registries). The original one starts while the
@@ -316,6 +308,14 @@ def run_project(cfg: ProjectConfig) -> HarnessReport:
     report.seconds["runs"] = time.perf_counter() - t0
     report.files["runs"] = runs_dir
     fx = results["fixed_cpu"]
+    used = fx.get("facts", {}) if fx.get("facts", {}).get("setup_functions") else results["orig_virt"].get("facts", {})
+    if used.get("setup_functions"):
+        report.config["setup_functions"] = used["setup_functions"]
+        report.config["registering_imports"] = used.get("registering_imports", [])
+        report.config["setup_from"] = used.get("setup_from")
+        report.config["setups_rejected"] = used.get("setups_rejected", [])
+    report.config["input_format"] = used.get("input_format")
+    report.config["input_format_from"] = used.get("input_format_from")
     report.config["model"] = dict(fx.get("model") or results["orig_virt"].get("model") or {})
     report.config["inputs_detail"] = (fx.get("facts") or {}).get("size")
     report.config["facts"] = {role: r.get("facts", {}) for role, r in results.items()}
@@ -329,6 +329,15 @@ def run_project(cfg: ProjectConfig) -> HarnessReport:
     _check3(checks[3], results["orig_virt"], fx, compare)
     _check4(checks[4], results["fixed_virt"], fx, compare)
     _check5(checks[5], results, fx, cfg, gpu, compare)
+    harness_problem = _harness_problem(results)
+    if harness_problem:
+        # both copies fail the same way: nothing here is about the fix
+        report.setup_error = harness_problem
+        for cid in (1, 2, 3, 4):
+            checks[cid].status = SKIP
+            checks[cid].message = "not judged: the harness could not run the model (see the setup failure)"
+    else:
+        _weak_evidence(checks[3], fx)
     for c in checks.values():
         c.seconds = _check_seconds(c.id, results)
         report.checks.append(c)
@@ -349,6 +358,95 @@ def run_project(cfg: ProjectConfig) -> HarnessReport:
         report.seconds["figure"] = time.perf_counter() - t0
     report.seconds["total"] = time.perf_counter() - t_all
     return report
+
+
+def _setup_candidates(cfg: ProjectConfig, orig_dir: str):
+    """The set-ups the processes try in order, each ``{script, path, setup, imports}``,
+    and the training scripts that could not be read (with why)."""
+    from .d2 import read_setup, training_scripts
+
+    notes: List[str] = []
+    if cfg.setup is not None and cfg.imports is not None:
+        return [{"script": "--setup", "path": "", "setup": list(cfg.setup), "imports": list(cfg.imports)}], notes
+    if cfg.setup_script:
+        scripts = [os.path.join(orig_dir, cfg.setup_script)]
+        if not os.path.isfile(scripts[0]):
+            raise ValueError(f"--setup-script {cfg.setup_script}: no such file in the project")
+    else:
+        scripts = training_scripts(orig_dir)
+    if not scripts:
+        raise ValueError("no training script (train*.py at the project root, under projects/*/ or tools/) to read "
+                         "setup() from; give --setup-script FILE or --setup MODULE:FUNC (with --register MODULE)")
+    cands = []
+    for script in scripts:
+        rel = os.path.relpath(script, orig_dir)
+        folder = os.path.dirname(script)
+        try:
+            found = read_setup(script, folder)
+        except (ValueError, SyntaxError, UnicodeDecodeError) as exc:
+            notes.append(f"{rel}: {exc}")
+            continue
+        cands.append({"script": rel, "path": os.path.relpath(folder, orig_dir) if folder != orig_dir else "",
+                      "setup": list(cfg.setup) if cfg.setup is not None else found["setup"],
+                      "imports": list(cfg.imports) if cfg.imports is not None else found["imports"]})
+    if not cands:
+        raise ValueError("no training script has a setup() to read: " + "; ".join(notes)
+                         + "; give --setup-script FILE or --setup MODULE:FUNC")
+    return cands, notes
+
+
+def _same_failure(a: Dict[str, Any], b: Dict[str, Any], keys) -> Optional[Dict[str, str]]:
+    for key in keys:
+        ea, eb = a["errors"].get(key), b["errors"].get(key)
+        if ea and eb and ea["type"] == eb["type"] and ea["where"] == eb["where"] and not DEVICE_ERROR.search(
+                ea["text"] if ea["type"] != "ModuleNotFoundError" else ""):
+            return dict(ea, stage=key)
+    return None
+
+
+def _harness_problem(results: Dict[str, Dict[str, Any]]) -> Optional[str]:
+    """Why the harness could not run the model, when the original (virtual
+    accelerator) and the fixed copy (CPU) fail in the same way at the same place:
+    a set-up problem (a missing package, a config the set-up rejects, inputs
+    the model does not take), not a finding about the fix."""
+    ref, fx = results.get("orig_virt"), results.get("fixed_cpu")
+    if not ref or not fx:
+        return None
+    for r in (ref, fx):
+        if "process" in r["errors"]:
+            e = r["errors"]["process"]
+            return f"the harness could not run the model: {e['text']} (log: {r.get('log')})"
+    e = _same_failure(ref, fx, ("setup", "build", "train", "infer"))
+    if e is None:
+        return None
+    hint = e.get("hint") or {
+        "setup": "the config or the set-up functions (--setup-script, --setup, --register, --opts)",
+        "build": "the model's construction from this config (--opts)",
+    }.get(e["stage"], "the inputs or the way the harness runs this path (--input-format, --num-frames, --size)")
+    return (f"the harness could not run the model: the original and the fixed copy both fail at {e['stage']} with "
+            f"{e['text']} at {e['where']}; this says nothing about the fix. Look at: {hint}")
+
+
+def _weak_evidence(check: CheckResult, fx: Dict[str, Any]) -> None:
+    """Flag an inference comparison that saw little of the model: capture hooks that
+    never fired (a forward reached through another method) and few compared tensors."""
+    facts = fx.get("facts", {})
+    silent = facts.get("captured_silent") or []
+    names = facts.get("captured_from") or []
+    n_infer = len(fx.get("sections", {}).get("infer", []))
+    n_cap = len(fx.get("sections", {}).get("captured", []))
+    reasons = []
+    if names and len(silent) == len(names):
+        reasons.append(f"none of the capture hooks fired ({', '.join(names)}): the model reaches its submodules"
+                       " through other methods than forward; name them with --capture")
+    if silent:
+        check.figures["capture_hooks_not_fired"] = list(silent)  # e.g. a loss module, unused in inference
+    if n_infer + n_cap < 5:
+        reasons.append(f"only {n_infer + n_cap} tensor(s) compared on the inference path")
+    if reasons:
+        check.figures["weak_evidence"] = reasons
+        if check.status == PASS:
+            check.message += "; WEAK EVIDENCE on the inference path: " + "; ".join(reasons)
 
 
 _CHECK_ROLES = {1: ("orig_cpu",), 2: ("fixed_cpu",), 3: ("orig_virt",), 4: ("fixed_virt",),
@@ -378,19 +476,23 @@ def _fatal(r: Dict[str, Any]) -> Optional[str]:
 
 
 def _check1(check: CheckResult, r: Dict[str, Any]) -> None:
+    """PASS: a path of the original fails on the CPU with a device error; SKIP: the
+    original already runs on the CPU (nothing device-specific to fix on these
+    paths); FAIL: it fails with another error."""
     fatal = _fatal(r)
     problems, seen = [], {}
     if fatal and "process" in r["errors"] or (fatal and not DEVICE_ERROR.search(fatal)):
         check.status, check.message = FAIL, f"the original did not get to run: {fatal}"
         check.figures["error"] = fatal
         return
+    ran = []
     for path in ("train", "infer"):
         if fatal:
             e = r["errors"][[k for k in ("setup", "build") if k in r["errors"]][0]]
         else:
             e = r["errors"].get(path)
         if e is None:
-            problems.append(f"{path}: the original ran on the CPU without a device error")
+            ran.append(path)
             seen[path] = {"error": None}
             continue
         is_device = bool(DEVICE_ERROR.search(e["text"]))
@@ -398,11 +500,19 @@ def _check1(check: CheckResult, r: Dict[str, Any]) -> None:
         if not is_device:
             problems.append(f"{path}: failed, but not with a device error: {e['text']} at {e['where']}")
     check.figures.update(seen)
+    check.figures["ran_on_cpu"] = ran
     if problems:
         check.status, check.message = FAIL, "; ".join(problems)
+    elif len(ran) == 2:
+        check.status = SKIP
+        check.message = ("the original already runs on the CPU on both paths (train, infer): nothing device-specific"
+                         " to fix on these paths; checks 2-4 still show that the fixed copy computes the same")
+        check.figures["reason"] = check.message
     else:
         check.status = PASS
-        check.message = "; ".join(f"{p}: {seen[p]['error']} (at {seen[p]['where']})" for p in ("train", "infer"))
+        check.message = "; ".join(
+            f"{p}: {seen[p]['error']} (at {seen[p]['where']})" if seen[p]["error"] else f"{p}: runs on the CPU"
+            for p in ("train", "infer"))
 
 
 def _nonzero(t) -> bool:
@@ -451,8 +561,10 @@ def _check2(check: CheckResult, r: Dict[str, Any], all_finite) -> None:
         }
         if not fin_o:
             problems.append(f"infer: non-finite outputs: {bad_o[:5]}")
+        check.figures["infer"]["saliency_note"] = None if sal else facts.get(
+            "saliency", "not available: the gradient pass was not run (--no-saliency)")
         if not sal:
-            problems.append(f"infer: no saliency ({facts.get('saliency', 'no gradient reached the frames')})")
+            pass  # optional: reported as not available, with why
         elif not fin_s:
             problems.append(f"infer: non-finite saliency: {bad_s[:5]}")
         elif len(zero_frames) == len(sal):
@@ -464,12 +576,13 @@ def _check2(check: CheckResult, r: Dict[str, Any], all_finite) -> None:
     t, i = check.figures["train"], check.figures["infer"]
     train_in = (f"input frames get a gradient on {t['input_frames_with_nonzero_gradient']} frame(s)"
                 if t["input_frames_with_gradient"] else "input frames get no gradient in training")
+    sal_text = (f"saliency finite and non-zero on {i['saliency_frames'] - i['saliency_frames_all_zero']}"
+                f" of {i['saliency_frames']} frames" if i["saliency_frames"] else f"saliency {i['saliency_note']}")
     check.message = (
         f"train: {t['losses']} losses, objective {t['objective']:.6g}, {t['parameter_gradients']} parameter "
         f"gradients finite ({t['parameter_gradients'] - t['parameter_gradients_all_zero']} non-zero, "
         f"{t['parameter_gradients_all_zero']} all zero), {train_in}; infer: {i['output_tensors']} output "
-        f"tensors finite, saliency finite and non-zero on {i['saliency_frames'] - i['saliency_frames_all_zero']}"
-        f" of {i['saliency_frames']} frames"
+        f"tensors finite, {sal_text}"
     )
 
 

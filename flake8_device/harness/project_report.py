@@ -14,6 +14,10 @@ def _esc(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _num(x: Any) -> str:
+    return f"{x:.6g}" if isinstance(x, (int, float)) else "-"
+
+
 def _int(n: Any) -> str:
     return f"{n:,}" if isinstance(n, int) else str(n)
 
@@ -61,18 +65,28 @@ def write_project_markdown(report: HarnessReport, path: str) -> None:
                  f" (`{writer}`) wrote its state dict to `runs/weights.pt` and the other runs loaded that file"
                  + (" (each process's own seeded weights were already equal to it: "
                     + ", ".join(f"{r} {v}" for r, v in sorted(weq.items())) + ")" if weq else ""))
-    if size:
+    if size and size.get("format") == "image":
         lines.append(
-            f"- inputs: one synthetic video of {size.get('frames')} frames, {size.get('channels')} x"
+            f"- inputs: one synthetic image, {size.get('channels')} x {size.get('height')} x {size.get('width')}"
+            f" (multiples of the size divisibility {size.get('divisibility')}), uint8 values 0-255, in the format"
+            f" of the project's image dataset mapper ({_esc(c.get('input_format_from'))}): `image`, `instances`"
+            f" (`gt_boxes`, `gt_masks`, `gt_classes` below {fxf.get('num_classes')}), `sem_seg`, `height`,"
+            " `width`, `file_name`, `image_id`")
+    elif size:
+        lines.append(
+            f"- inputs: one synthetic video of {size.get('frames')} frames ({_esc(size.get('frames_from'))}; the"
+            f" config samples {fxf.get('config_frames')} frames in training), {size.get('channels')} x"
             f" {size.get('height')} x {size.get('width')} (height and width multiples of the size divisibility"
-            f" {size.get('divisibility')}; the config samples {fxf.get('config_frames')} frames in training),"
-            f" pixel values 0-255, in the format of the project's video dataset mapper: `image` (list of frames),"
+            f" {size.get('divisibility')}), uint8 values 0-255, in the format of the project's video dataset mapper"
+            f" ({_esc(c.get('input_format_from'))}): `image` (list of frames),"
             f" `instances` (per frame: `gt_boxes`, `gt_masks` as `BitMasks`, `gt_classes` below"
-            f" {fxf.get('num_classes')}, `gt_ids`), `height`, `width`, `video_len`, `frame_idx`, `file_names`."
-            " The frames are float32 tensors holding those integer values, so that gradients with respect to"
-            " them can be asked for")
+            f" {fxf.get('num_classes')}, `gt_ids`), `height`, `width`, `video_len`, `frame_idx`, `file_names`")
+    if size:
+        lines.append("- the compared passes run as a user runs them: training on the uint8 inputs, inference under"
+                     " `torch.no_grad()`; a separate optional pass gives the frames as float32 tensors that require"
+                     " grad, for the input gradients and the saliency")
     lines.append(f"- training objective: the sum of the {fxf.get('losses')} losses the model returns in `train()`"
-                 " mode; inference: `eval()` forward, outputs flattened to tensors (Python numbers as 0-dim tensors)")
+                 " mode; inference: `eval()` forward under `torch.no_grad()`, outputs flattened to tensors (Python numbers as 0-dim tensors)")
     lines.append(f"- processes: {', '.join(f'{r} {s} s' for r, s in c.get('process_seconds', {}).items())}"
                  f" ({c.get('jobs')} at a time, {c.get('threads')} torch thread(s) each)")
     lines.append(f"- environment: Python {env.get('python')}, torch {env.get('torch')} (CUDA build"
@@ -159,7 +173,7 @@ def _details(checks, facts) -> List[str]:
         rows += [f"### 2. {k.name}: {k.status}", ""]
         t, i = k.figures.get("train"), k.figures.get("infer")
         if t:
-            rows.append(f"- train: {t['losses']} losses, objective {t['objective']:.6g};"
+            rows.append(f"- train: {t['losses']} losses, objective {_num(t['objective'])};"
                         f" {t['parameter_gradients']} parameter gradients, all finite,"
                         f" {t['parameter_gradients'] - t['parameter_gradients_all_zero']} with a non-zero element and"
                         f" {t['parameter_gradients_all_zero']} all zero"
@@ -173,10 +187,14 @@ def _details(checks, facts) -> List[str]:
                 rows.append(f"- train: {_esc(t.get('input_gradient_note') or 'no input gradient')}; so the"
                             " training path is compared through its losses and **parameter** gradients")
         if i:
-            rows.append(f"- infer: {i['output_tensors']} output tensors, all finite; {i['captured_tensors']} tensors"
-                        f" captured from {', '.join('`' + n + '`' for n in i['captured_from'] or [])};"
-                        f" saliency objective {i['saliency_objective']:.6g}; saliency on {i['saliency_frames']} frames,"
-                        f" {i['saliency_frames_all_zero']} of them all zero")
+            if i.get("saliency_frames"):
+                sal = (f"saliency objective {_num(i.get('saliency_objective'))}; saliency on {i['saliency_frames']}"
+                       f" frames, {i['saliency_frames_all_zero']} of them all zero")
+            else:
+                sal = f"saliency {_esc(i.get('saliency_note') or 'not available')}"
+            rows.append(f"- infer (under `torch.no_grad()`): {i['output_tensors']} output tensors, all finite;"
+                        f" {i['captured_tensors']} tensors captured from"
+                        f" {', '.join('`' + n + '`' for n in i.get('captured_from') or [])}; {sal}")
         rows.append("")
     for cid in (3, 4):
         k = checks.get(cid)
@@ -189,6 +207,9 @@ def _details(checks, facts) -> List[str]:
             rows.append("")
             rows.append(f"{k.figures.get('compared_tensors')} tensors compared with `torch.equal`, max abs diff"
                         f" {k.figures.get('max_abs_diff', 0):g}.")
+        if cid == 3 and k.figures.get("weak_evidence"):
+            rows.append("**Weak evidence on the inference path:** " + _esc("; ".join(k.figures["weak_evidence"])))
+            rows.append("")
         if cid == 3:
             rows.append(f"Device mismatches the virtual accelerator found in the original itself:"
                         f" {k.figures.get('reference_mismatch_places', 0)} place(s).")
@@ -209,6 +230,9 @@ def _details(checks, facts) -> List[str]:
 def _claims(checks, facts, report) -> List[str]:
     out: List[str] = []
     st = {cid: k.status for cid, k in checks.items()}
+    if st.get(1) == SKIP:
+        out.append("- The unmodified original already runs on this CPU on these paths (check 1 SKIP): there was"
+                   " nothing device-specific to fix on them; checks 2-4 show the fixed copy computes the same.")
     if st.get(1) == PASS:
         out.append("- The unmodified original cannot run on this CPU-only machine: it stops with a device error"
                    " (check 1).")
@@ -229,6 +253,11 @@ def _claims(checks, facts, report) -> List[str]:
         out.append("- Not compared: gradients with respect to the input on the **training** path; none exist"
                    " there (the model computes the frames' features without autograd). Parameter gradients were"
                    " compared instead, and input gradients on the inference path (saliency).")
+    if checks.get(3) and checks[3].figures.get("weak_evidence"):
+        out.append("- **Weak evidence on the inference path:** " + _esc("; ".join(checks[3].figures["weak_evidence"])))
+    f2i = checks.get(2).figures.get("infer", {}) if checks.get(2) else {}
+    if f2i and not f2i.get("saliency_frames"):
+        out.append(f"- Not compared: the saliency (input gradients of the inference path): {_esc(f2i.get('saliency_note'))}.")
     if st.get(5) == SKIP:
         out.append(f"- **Not proven: behaviour on a real GPU.** Check 5 was skipped: {checks[5].message}. The"
                    " virtual accelerator checks device placement rules and computes with CPU kernels; GPU"
