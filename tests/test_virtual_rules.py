@@ -96,3 +96,37 @@ def test_summary_deduplicates_a_loop():
     (row,) = vd.summary()
     assert row.count == 5 and row.op == "Tensor.add"
     assert "(x5)" in vd.format_summary()
+
+
+# Only a 0-dim CPU tensor may meet an accelerator tensor: a one-element 1-D
+# (or 2-D) CPU tensor is rejected by real CUDA like any other CPU tensor.
+ONE_ELEMENT_OPS = {
+    "add": lambda x, h: x + h,
+    "radd": lambda x, h: h + x,
+    "mul_": lambda x, h: x.mul_(h),
+    "where": lambda x, h: torch.where(x > 0, x, h),
+    "maximum": lambda x, h: torch.maximum(x, h),
+    "add_kw": lambda x, h: torch.add(x, h, alpha=2),
+}
+
+
+@pytest.mark.parametrize("op", sorted(ONE_ELEMENT_OPS))
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (1, 1, 1)])
+def test_one_element_host_tensor_with_accelerator_tensor_is_reported(op, shape):
+    with virtual_device("cuda", mode="report") as vd:
+        ONE_ELEMENT_OPS[op](torch.ones(shape[:-1] + (3,)).cuda(), torch.full(shape, 2.0))
+    assert len(vd.mismatches) == 1, vd.format_summary()
+    assert set(vd.mismatches[0].devices) == {"cuda:0", "cpu"}
+
+
+@pytest.mark.parametrize("op", sorted(ONE_ELEMENT_OPS))
+def test_zero_dim_host_tensor_with_accelerator_tensor_is_allowed(op):
+    with virtual_device("cuda", mode="report") as vd:
+        ONE_ELEMENT_OPS[op](torch.ones(3).cuda(), torch.tensor(2.0))
+    assert vd.mismatches == []
+
+
+def test_one_element_host_tensor_strict_raises_like_cuda():
+    with virtual_device("cuda"):
+        with pytest.raises(RuntimeError, match="cuda:0 and cpu"):
+            torch.ones(2).cuda() + torch.tensor([1.0])
