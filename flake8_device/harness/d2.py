@@ -180,6 +180,7 @@ def choose_setup(spec: Dict[str, Any]):
     to the next). Returns ``(cfg, candidate, rejected)``; raises the first error
     when no candidate accepts it, with the candidates and ``--setup-script`` named."""
     rejected: List[Dict[str, str]] = []
+    errors: List[BaseException] = []
     first: Optional[BaseException] = None
     cands = setup_candidates(spec)
     root = os.path.abspath(spec.get("root") or ".")
@@ -196,10 +197,14 @@ def choose_setup(spec: Dict[str, Any]):
         except Exception as exc:
             if first is None:
                 first = exc
+            errors.append(exc)
             rejected.append({"script": str(cand.get("script")), "error": f"{type(exc).__name__}: {exc}"[:300]})
             if not isinstance(exc, (KeyError, AttributeError)) and len(cands) == 1:
                 raise
     assert first is not None
+    if isinstance(first, ImportError) or any(isinstance(e, ImportError) for e in errors):
+        # the project cannot be imported: that, not the config, is what stops every candidate
+        raise next(e for e in [first] + errors if isinstance(e, ImportError))
     if len(cands) > 1:
         lines = "; ".join(f"{r['script']}: {r['error']}" for r in rejected)
         raise SetupError(f"no training script's setup() accepts the config (tried {len(cands)}: {lines}); "

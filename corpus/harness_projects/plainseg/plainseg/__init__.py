@@ -1,0 +1,2 @@
+from .config import add_plainseg_config
+from .model import PlainSeg
