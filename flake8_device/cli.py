@@ -299,15 +299,39 @@ def _source_lines(text: str, d: Diagnostic) -> List[str]:
     return [line, caret]
 
 
-def _diff(report: FileReport, shown: Optional[str] = None) -> str:
-    """A unified diff ``git apply`` takes: ``a/PATH`` and ``b/PATH``, PATH relative to the current folder."""
-    a = split_lines(report.original)
-    b = split_lines(report.text)
-    name = (shown or display_path(report.path)).replace(os.sep, "/")
+def _git_lines(data: bytes) -> List[bytes]:
+    """``data`` cut where ``git apply`` and ``patch`` cut it: after each ``\\n`` (a
+    ``\\r\\n`` line keeps its ``\\r``; a lone ``\\r`` is a byte inside a line)."""
+    lines = data.split(b"\n")
+    out = [line + b"\n" for line in lines[:-1]]
+    if lines[-1]:
+        out.append(lines[-1])
+    return out
+
+
+def _diff(report: FileReport, shown: Optional[str] = None, source: Optional[SourceFile] = None) -> bytes:
+    """A unified diff ``git apply`` takes: ``a/PATH`` and ``b/PATH``, PATH relative to the current folder.
+
+    The diff is of the file's bytes, as ``--fix`` would write them (its
+    encoding, its BOM, its line ends): applied, it gives the file ``--fix``
+    writes, byte for byte.  Lines are cut at ``\\n`` only, as git cuts them,
+    so a file with lone ``\\r`` line ends is one line to git and the patch
+    replaces it whole.  Raises :class:`SourceError` when the fixed text
+    cannot be encoded in the file's encoding.
+    """
+    if source is None:
+        source = decode_source(report.path, report.original.encode("utf-8"))
+    old = source.raw
+    try:
+        new = source.encode(report.text)
+    except UnicodeEncodeError as exc:
+        raise SourceError(f"cannot encode the fixed text as {source.encoding}: {exc}") from exc
+    name = os.fsencode((shown or display_path(report.path)).replace(os.sep, "/"))
     out = []
-    for line in difflib.unified_diff(a, b, fromfile="a/" + name, tofile="b/" + name):
-        out.append(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n")
-    return "".join(out)
+    for line in difflib.diff_bytes(difflib.unified_diff, _git_lines(old), _git_lines(new),
+                                   fromfile=b"a/" + name, tofile=b"b/" + name):
+        out.append(line if line.endswith(b"\n") else line + b"\n\\ No newline at end of file\n")
+    return b"".join(out)
 
 
 def _summary(reports: List[FileReport], out: TextIO) -> None:
@@ -505,6 +529,24 @@ class _PipeGuard:
                 self._gone()
         return len(text)
 
+    def write_bytes(self, data: bytes) -> None:
+        """Write ``data`` as it is: to the stream's binary buffer, after what
+        was written as text (a stream without one, such as a test's
+        ``StringIO``, gets the bytes decoded as UTF-8, undecodable bytes kept
+        as surrogates)."""
+        if self.gone:
+            return
+        buffer = getattr(self.stream, "buffer", None)
+        try:
+            if buffer is None:
+                self.stream.write(data.decode("utf-8", "surrogateescape"))
+                return
+            self.stream.flush()
+            buffer.write(data)
+            buffer.flush()
+        except BrokenPipeError:
+            self._gone()
+
     def flush(self) -> None:
         if not self.gone:
             try:
@@ -602,6 +644,21 @@ def _excluded_name(name: str, settings: Settings) -> bool:
     return False
 
 
+def _stdin_back(out: "_PipeGuard", source: SourceFile, text: str, fail: Callable[[str], None]) -> None:
+    """Write ``text`` (the source of standard input, maybe fixed) back to standard output as
+    bytes: the input bytes themselves when nothing changed, else encoded in the source's own
+    encoding with its BOM (the line ends are the text's, which keep the source's)."""
+    if text == source.text:
+        out.write_bytes(source.raw)
+        return
+    try:
+        out.write_bytes(source.encode(text))
+    except UnicodeEncodeError as exc:
+        fail(f"{source.path}: cannot encode the fixed text as {source.encoding}: {exc}; the input is "
+             "handed back unchanged")
+        out.write_bytes(source.raw)
+
+
 def _read_stdin(stdin: Optional[BinaryIO], name: str) -> SourceFile:
     stream = stdin if stdin is not None else sys.stdin.buffer
     raw = stream.read()
@@ -691,7 +748,7 @@ def main(
                 return
             if args.stdin_filename is not None and _excluded_name(name, settings):
                 if write_mode or args.add_noqa:
-                    out.write(source.text)  # excluded: hand the text back unchanged
+                    out.write_bytes(source.raw)  # excluded: hand the bytes back unchanged
                 return
             yield name, source
             return
@@ -711,7 +768,7 @@ def main(
         shown = display_path(path)
         if report.error:
             if use_stdin and (write_mode or args.add_noqa):
-                out.write(report.original)
+                out.write_bytes(source.raw if source is not None else report.original.encode("utf-8"))
             fail(report.error)
             continue
         if args.add_noqa:
@@ -719,7 +776,8 @@ def main(
             for line, code in failed:
                 fail(f"{shown}:{line}: {code}: no place for a # noqa comment")
             if use_stdin:
-                out.write(new)  # the source, with the comments, goes back on standard output
+                # the source, with the comments, goes back on standard output
+                _stdin_back(out, source, new, fail)
             elif edited:
                 try:
                     write_checked(source, new, roots)
@@ -731,7 +789,11 @@ def main(
         if report.changed:
             would_change += 1
             if diff_mode:
-                out.write(_diff(report, shown))
+                try:
+                    out.write_bytes(_diff(report, shown, source))
+                except SourceError as exc:
+                    fail(f"{path}: {exc}")
+                    continue
             elif write_mode and use_stdin:
                 pass
             elif write_mode:
@@ -744,7 +806,7 @@ def main(
                     report.text = report.original
                     continue
         if use_stdin and write_mode:
-            out.write(report.text)
+            _stdin_back(out, source, report.text, fail)
         if diff_mode:
             continue  # the diff is the whole output
         if args.statistics or not text_format:
