@@ -19,6 +19,9 @@ _DEVICE_STR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*\d+)?\s*$")
 _DEVICE_PREFIX = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::|$)")
 DEVICE_STR = _DEVICE_STR  # a device string: ``"cuda"``, ``"cuda:1"``
 DEVICE_PREFIX = _DEVICE_PREFIX  # the start of a device string built at run time: ``"cuda:" + ...``
+# Bases that give ``self.device`` besides the modules of :data:`names.KNOWN_DEVICE_BASES`: Lightning's
+# ``LightningLite``/``Fabric`` (in ``run``), ``accelerate.Accelerator``.
+MORE_DEVICE_BASES = frozenset({"LightningLite", "Fabric", "Accelerator"})
 
 
 # --------------------------------------------------------------------------
@@ -420,7 +423,7 @@ class ModuleFacts:
                         return True
         for b in cls.bases:
             name = b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", None)
-            if name in KNOWN_DEVICE_BASES:
+            if name in KNOWN_DEVICE_BASES or name in MORE_DEVICE_BASES:
                 return True
             if name in self.classes and self._class_defines_device(self.classes[name], seen):
                 return True

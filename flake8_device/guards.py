@@ -186,12 +186,18 @@ class Guards:
             return 1 if self.resolve(test.func) in AVAILABILITY_CALLS else 0
         if isinstance(test, ast.Compare):
             for part in [test.left, *test.comparators]:
-                if self.polarity(part, scopes, _depth + 1) != 0:
+                if self.polarity(part, scopes, _depth + 1) > 0:
                     return 1
                 if isinstance(part, ast.Constant) and isinstance(part.value, str):
                     m = _DEVICE_STR.match(part.value)
-                    if (m and self.is_accelerator(m.group(1))) or part.value.lower() == "nccl":
-                        return 1 if isinstance(test.ops[0], (ast.Eq, ast.In, ast.Is)) else -1
+                    equal = isinstance(test.ops[0], (ast.Eq, ast.In, ast.Is))
+                    if (m and self.is_accelerator(m.group(1))) or part.value.lower() == "nccl" or (
+                            len(test.comparators) == 1 and _is_accelerator_label(part.value)):
+                        # ``device == "cuda"``, and labels: ``args.device == "gpu"``
+                        return 1 if equal else -1
+                    if len(test.comparators) == 1 and part.value.strip().lower() == "cpu" and isinstance(
+                            test.ops[0], (ast.Eq, ast.NotEq)):
+                        return -1 if equal else 1  # ``device == "cpu"``: true exactly where it is not used
                 if isinstance(part, ast.Attribute) and part.attr == "NCCL":
                     # ``dist.get_backend() == dist.Backend.NCCL``: NCCL runs only with CUDA
                     return 1 if isinstance(test.ops[0], (ast.Eq, ast.Is)) else -1
@@ -199,18 +205,19 @@ class Guards:
         if isinstance(test, ast.Attribute):
             if test.attr in DEVICE_TEST_ATTRS:
                 return 1
-            return 1 if _mentions_accelerator(test.attr) else 0
+            return _name_polarity(test.attr)
         if isinstance(test, ast.Name):
             for scope in reversed(scopes):  # ``has_gpu = torch.cuda.is_available()`` seen by the walk
                 pol = self._assigned.get(id(scope), {}).get(test.id)
                 if pol:
                     return pol
-            if not _mentions_accelerator(test.id):
+            pol = _name_polarity(test.id)
+            if not pol:
                 return 0
             values = self._binding(test.id, scopes)
             if values and all(isinstance(v, ast.Constant) for v in values):
                 return 0  # ``use_gpu = True``: the branch runs everywhere
-            return 1
+            return pol
         return 0
 
     # ---- decorators ----------------------------------------------------------
@@ -265,6 +272,30 @@ class Guards:
         if isinstance(func, ast.Attribute) and func.attr == "skipTest":
             return True
         return (self.resolve(func) or "") in _SKIP_CALLS
+
+
+def _is_accelerator_label(value: str) -> bool:
+    """A user-facing label for the accelerator (``"gpu"``, ``"GPU"``, ``"cuda_fp16"``)."""
+    low = value.strip().lower()
+    return bool(low) and len(low) <= 20 and ("gpu" in low or "cuda" in low) and " " not in low
+
+
+_CPU_FLAGS = ("cpu", "use_cpu", "force_cpu", "cpu_only", "only_cpu", "on_cpu", "run_on_cpu")
+_NEGATIONS = ("no_", "no", "disable_", "without_", "not_")
+
+
+def _name_polarity(name: str) -> int:
+    """+1 for a flag named for the accelerator (``use_cuda``, ``args.gpu``), -1 for one named for its
+    absence (``args.cpu``, ``no_cuda``, ``disable_gpu``), else 0."""
+    low = name.lower()
+    if low in _CPU_FLAGS:
+        return -1
+    if _mentions_accelerator(low):
+        for neg in _NEGATIONS:
+            if low.startswith(neg) and _mentions_accelerator(low[len(neg):len(neg) + 4]):
+                return -1
+        return 1
+    return 0
 
 
 def _mentions_accelerator(name: str) -> bool:

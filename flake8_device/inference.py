@@ -13,11 +13,13 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, List, Optional, Set, Tuple
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from .diagnostics import Fix, InsertBefore, RewriteCall, Span
-from .facts import ClassInfo, FuncInfo, _is_device_name, _walk_shallow
-from .names import AVAILABILITY_EXPR
+from .facts import DEVICE_PREFIX, DEVICE_STR, MORE_DEVICE_BASES, ClassInfo, FuncInfo, _is_device_name, _walk_shallow, children, \
+    param_defaults
+from .names import AVAILABILITY_EXPR, KNOWN_DEVICE_BASES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RuleContext
@@ -34,6 +36,378 @@ class DeviceChoice:
     add_property_to: Optional[ClassInfo] = None
     # Set when the expression is a module-level device this fix introduces (precedence 7).
     new_module_device: bool = False
+    # What the expression rests on (see :class:`Evidence`).
+    evidence: Optional["Evidence"] = None
+
+
+# --------------------------------------------------------------------------
+# evidence: why an expression is (or is not) a torch device
+
+
+class Evidence(str, Enum):
+    """What a device expression a fix writes rests on."""
+
+    CONFIGURED = "configured by --device-expr"
+    TORCH_DEVICE = "a torch.device(...) call"
+    DEVICE_ATTR = "the .device of a tensor or module"
+    DEVICE_STRING = "a literal device string"
+    ANNOTATION = "a torch.device annotation"
+    TENSOR = "a tensor on the target device"
+    GUESS = "a guess"
+    UNKNOWN = "a value of unknown kind"
+    NEW_PROPERTY = "a device property the fix adds"
+    NEW_MODULE_DEVICE = "a module device the fix defines"
+
+
+# Device types ``torch.device`` accepts (``"gpu"`` is not one).
+TORCH_DEVICE_TYPES = frozenset({
+    "cpu", "cuda", "mps", "xpu", "meta", "hpu", "npu", "xla", "ipu", "mtia", "privateuseone", "vulkan",
+    "lazy", "ve", "fpga", "ort", "mkldnn", "opengl", "opencl", "ideep", "hip", "maia",
+})
+# Receivers whose ``.device`` is a setting, not a tensor's or module's device (``args.device == "gpu"``).
+_SETTING_ROOTS = frozenset({"args", "opt", "opts", "cfg", "config", "conf", "hparams", "params", "settings",
+                            "options", "flags", "FLAGS", "hp", "kwargs", "parser", "namespace", "ns"})
+
+YES, MAYBE, NO = "yes", "maybe", "no"
+
+
+def is_device_string(value: str) -> bool:
+    """``"cpu"``, ``"cuda"``, ``"cuda:0"``: a string ``torch.device`` accepts (not ``"gpu"``, ``"/dev/ttyUSB0"``)."""
+    m = DEVICE_STR.match(value)
+    return bool(m) and m.group(1) in TORCH_DEVICE_TYPES
+
+
+def _is_device_prefix(value: str) -> bool:
+    m = DEVICE_PREFIX.match(value)
+    return bool(m) and m.group(1) in TORCH_DEVICE_TYPES
+
+
+def _combine(verdicts: List[Tuple[str, str, Optional[Evidence]]]) -> Tuple[str, str, Optional[Evidence]]:
+    for v in verdicts:
+        if v[0] == NO:
+            return v
+    for v in verdicts:
+        if v[0] == MAYBE:
+            return v
+    return verdicts[0] if verdicts else (MAYBE, "nothing binds it", None)
+
+
+def _root_name(node: ast.AST) -> Optional[str]:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def value_evidence(ctx: "RuleContext", value: Optional[ast.AST], scope: Optional[ast.AST], line: int,
+                   depth: int = 0) -> Tuple[str, str, Optional[Evidence]]:
+    """Whether ``value`` (read in function ``scope``, None: the module) is a torch device.
+
+    ``(verdict, why, evidence)``: ``"yes"`` with the evidence, ``"no"`` (an integer, a string torch does
+    not accept, a label), or ``"maybe"`` (a value of unknown kind: a call, a setting, a bare parameter).
+    """
+    if value is None or depth > 6:
+        return MAYBE, "a binding of unknown value", None
+    cls = value.__class__
+    if cls is ast.Constant:
+        v = value.value
+        if isinstance(v, str):
+            if is_device_string(v):
+                return YES, f"{v!r} is a device string", Evidence.DEVICE_STRING
+            return NO, f"{v!r} is not a torch device string", None
+        if v is None:
+            return MAYBE, "None until something else is assigned", None
+        if isinstance(v, (int, float)):
+            return NO, f"bound to the number {v!r}, not a device (`.to({v!r})` means another device, " \
+                       "`map_location` calls it)", None
+        return NO, f"bound to {v!r}, not a device", None
+    if cls is ast.JoinedStr:
+        first = value.values[0] if value.values else None
+        if isinstance(first, ast.Constant) and isinstance(first.value, str) and _is_device_prefix(first.value):
+            return YES, "a device string built at run time", Evidence.DEVICE_STRING
+        return MAYBE, "a string built at run time", None
+    if cls is ast.BinOp and isinstance(value.left, ast.Constant) and isinstance(value.left.value, str):
+        if _is_device_prefix(value.left.value):
+            return YES, "a device string built at run time", Evidence.DEVICE_STRING
+        return NO, f"{value.left.value!r}... is not a torch device string", None
+    if cls is ast.Call:
+        if ctx.resolve(value.func) == "torch.device":
+            return YES, "a torch.device(...) call", Evidence.TORCH_DEVICE
+        return MAYBE, f"the result of `{ctx.src(value.func)}(...)`, of unknown kind", None
+    if cls is ast.Attribute:
+        if value.attr == "type" and isinstance(value.value, ast.Attribute) and value.value.attr == "device":
+            inner = value_evidence(ctx, value.value, scope, line, depth + 1)
+            return inner[0], inner[1], Evidence.DEVICE_STRING if inner[0] == YES else inner[2]
+        if value.attr == "device":
+            root = value.value
+            if isinstance(root, ast.Name) and root.id == "self":
+                method = ctx.enclosing_method()
+                if method is not None and method.cls is not None:
+                    return self_device_evidence(ctx, method.cls)
+                return MAYBE, "`self.device` of an unknown class", None
+            if _root_name(root) in _SETTING_ROOTS:
+                return MAYBE, f"`{ctx.src(value)}` is a setting, of unknown kind", None
+            return YES, f"`{ctx.src(value)}` is the .device of a tensor or module", Evidence.DEVICE_ATTR
+        return MAYBE, f"`{ctx.src(value)}`, of unknown kind", None
+    if cls is ast.IfExp:
+        return _combine([value_evidence(ctx, value.body, scope, line, depth + 1),
+                         value_evidence(ctx, value.orelse, scope, line, depth + 1)])
+    if cls is ast.Name:
+        return name_evidence(ctx, value.id, scope, line, depth + 1)[:3]
+    return MAYBE, f"`{ctx.src(value)}`, of unknown kind", None
+
+
+def _annotation_evidence(ann: ast.AST) -> Optional[Tuple[str, str, Optional[Evidence]]]:
+    text = ast.unparse(ann)
+    if "device" in text:
+        return YES, f"annotated `{text}`", Evidence.ANNOTATION
+    if text in ("int", "float", "bool"):
+        return NO, f"annotated `{text}`, not a device", None
+    return None
+
+
+def _scope_bindings(ctx: "RuleContext", scope: Optional[ast.AST]) -> Dict[str, List[Tuple[int, str, Any]]]:
+    """name -> [(line, kind, node)] for the bindings of a function (or the module, with None).
+
+    kind: ``"param"`` (node: the ast.arg, with its default in a tuple), ``"assign"`` (node: the value,
+    with an annotation), ``"other"`` (a loop target, ``with ... as``, an import, ``+=``...)."""
+    cache = ctx.rule_state.setdefault("inference.bindings", {})
+    key = id(scope) if scope is not None else 0
+    if key in cache:
+        return cache[key]
+    out: Dict[str, List[Tuple[int, str, Any]]] = {}
+    if scope is None:
+        stack = list(getattr(ctx.tree, "body", []))
+    else:
+        defaults = {id(p): d for p, d in param_defaults(scope)}
+        a = scope.args
+        for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
+            if p is not None:
+                out.setdefault(p.arg, []).append((scope.lineno, "param", (p, defaults.get(id(p)))))
+        stack = list(scope.body) if not isinstance(scope, ast.Lambda) else []
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.setdefault(n.name, []).append((n.lineno, "other", None))
+            continue
+        if isinstance(n, ast.Lambda):
+            continue
+        if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None:
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            ann = n.annotation if isinstance(n, ast.AnnAssign) else None
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    out.setdefault(t.id, []).append((n.lineno, "assign", (n.value, ann)))
+                elif isinstance(t, (ast.Tuple, ast.List)):
+                    for e in ast.walk(t):
+                        if isinstance(e, ast.Name):
+                            out.setdefault(e.id, []).append((n.lineno, "other", None))
+        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            out.setdefault(n.target.id, []).append((n.lineno, "other", None))
+        elif isinstance(n, (ast.For, ast.AsyncFor, ast.comprehension)):
+            for e in ast.walk(n.target):
+                if isinstance(e, ast.Name):
+                    out.setdefault(e.id, []).append((getattr(n, "lineno", 0) or getattr(n.target, "lineno", 0),
+                                                     "other", None))
+        elif isinstance(n, ast.NamedExpr):
+            out.setdefault(n.target.id, []).append((n.lineno, "assign", (n.value, None)))
+        elif isinstance(n, ast.withitem) and n.optional_vars is not None:
+            for e in ast.walk(n.optional_vars):
+                if isinstance(e, ast.Name):
+                    out.setdefault(e.id, []).append((e.lineno, "other", None))
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            for al in n.names:
+                out.setdefault((al.asname or al.name).split(".")[0], []).append((n.lineno, "other", None))
+        stack.extend(children(n))
+    cache[key] = out
+    return out
+
+
+def name_evidence(ctx: "RuleContext", name: str, scope: Optional[ast.AST], line: int,
+                  depth: int = 0) -> Tuple[str, str, Optional[Evidence], bool]:
+    """Whether ``name`` read at ``line`` in function ``scope`` (None: module code) is a torch device:
+    every binding must be one (see :func:`value_evidence`), and one must come before ``line``.
+
+    ``(verdict, why, evidence, late)``: ``late`` when the only bindings follow the site."""
+    bindings = _scope_bindings(ctx, scope).get(name)
+    if not bindings and scope is not None:
+        # a global (or a closure's variable: the enclosing functions are not followed)
+        for f in reversed(ctx.func_stack[:-1]):
+            if name in _scope_bindings(ctx, f.node):
+                return (*name_evidence(ctx, name, f.node, line, depth + 1)[:3], False)
+        return (*name_evidence(ctx, name, None, line, depth + 1)[:3], False) if depth < 6 else (
+            MAYBE, f"`{name}` is not bound here", None, False)
+    if not bindings:
+        return MAYBE, f"`{name}` is not bound in this module", None, False
+    verdicts = []
+    for _, kind, node in bindings:
+        if kind == "param":
+            p, default = node
+            ann = _annotation_evidence(p.annotation) if p.annotation is not None else None
+            if ann is not None and ann[0] == NO:
+                verdicts.append(ann)
+            elif ann is not None:
+                verdicts.append(ann)
+            elif default is not None and not (isinstance(default, ast.Constant) and default.value is None):
+                d = value_evidence(ctx, default, None, line, depth + 1)
+                verdicts.append((d[0], f"`{name}` defaults to a value that is {d[1]}" if d[0] == YES
+                                 else f"`{name}`'s default: {d[1]}", d[2]))
+            else:
+                verdicts.append((MAYBE, f"`{name}` is a parameter without a torch.device annotation or a device "
+                                        "default: callers may pass anything", None))
+        elif kind == "assign":
+            value, ann = node
+            a = _annotation_evidence(ann) if ann is not None else None
+            if a is not None and a[0] == NO:
+                verdicts.append(a)
+                continue
+            v = value_evidence(ctx, value, scope, line, depth + 1)
+            verdicts.append((v[0], f"`{name}`: {v[1]}", v[2]))
+        else:
+            verdicts.append((MAYBE, f"`{name}` is bound by a loop, an import or an update", None))
+    verdict = _combine(verdicts)
+    late = scope is None and not ctx.func_stack and all(b[0] >= line for b in bindings)
+    if scope is None and ctx.func_stack:
+        top = ctx.func_stack[0].node
+        late = all(b[0] > getattr(top, "end_lineno", line) for b in bindings)
+    elif scope is not None:
+        late = all(b[0] >= line and b[1] != "param" for b in bindings)
+    if late and verdict[0] == YES:
+        verdict = (MAYBE, f"`{name}` is bound only after this code (a late binding)", verdict[2])
+    return (*verdict, late)
+
+
+def _self_device_compared_with_label(node: ast.AST) -> Optional[str]:
+    for n in _walk_shallow(node):
+        if isinstance(n, ast.Compare) and len(n.comparators) == 1:
+            parts = [n.left, n.comparators[0]]
+            if any(isinstance(p, ast.Attribute) and p.attr == "device" and isinstance(p.value, ast.Name)
+                   and p.value.id == "self" for p in parts):
+                for p in parts:
+                    if isinstance(p, ast.Constant) and isinstance(p.value, str) and not is_device_string(p.value):
+                        return p.value
+    return None
+
+
+def self_device_evidence(ctx: "RuleContext", cls: ClassInfo) -> Tuple[str, str, Optional[Evidence]]:
+    """Whether ``self.device`` in the methods of ``cls`` is a torch device.
+
+    Yes for a ``device`` property or method, a known base, reads only (a base provides it), and
+    assignments of device values; no where it is compared with a label (``self.device == "gpu"``) or
+    assigned one; maybe where it is assigned a value of unknown kind."""
+    cache = ctx.rule_state.setdefault("inference.self_device", {})
+    key = id(cls.node)
+    if key not in cache:
+        cache[key] = (MAYBE, "cycle", None)
+        cache[key] = _self_device_evidence(ctx, cls.node, set())
+    return cache[key]
+
+
+def _self_device_evidence(ctx: "RuleContext", node: ast.ClassDef, seen: Set[str]):
+    seen.add(node.name)
+    name = node.name
+    verdicts = []
+    for stmt in node.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if stmt.name == "device":
+                verdicts.append((YES, f"{name} defines `device`", Evidence.DEVICE_ATTR))
+                continue
+            label = _self_device_compared_with_label(stmt)
+            if label is not None:
+                return NO, f"{name} compares `self.device` with {label!r}: a label, not a torch device", None
+            for n in _walk_shallow(stmt):
+                if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None:
+                    targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+                    if any(isinstance(t, ast.Attribute) and t.attr == "device" and isinstance(t.value, ast.Name)
+                           and t.value.id == "self" for t in targets):
+                        v = value_evidence(ctx, n.value, stmt, n.lineno)
+                        if isinstance(n.value, ast.Name):
+                            v = name_evidence(ctx, n.value.id, stmt, n.lineno)[:3]
+                        verdicts.append((v[0], f"{name} sets `self.device` to {ctx.src(n.value)} ({v[1]})", v[2]))
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if any(isinstance(t, ast.Name) and t.id == "device" for t in targets):
+                v = value_evidence(ctx, stmt.value, None, stmt.lineno)
+                verdicts.append((v[0], f"{name}.device: {v[1]}", v[2]))
+    for b in node.bases:
+        bname = b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", None)
+        if bname in KNOWN_DEVICE_BASES or bname in MORE_DEVICE_BASES:
+            verdicts.append((YES, f"{name} inherits `device` from {bname}", Evidence.DEVICE_ATTR))
+        elif bname in _module_classes(ctx) and bname not in seen:
+            v = _self_device_evidence(ctx, _module_classes(ctx)[bname], seen)
+            if v[1] != "nothing binds it":
+                verdicts.append(v)
+    if not verdicts:
+        return YES, f"{name}'s methods read `self.device` (a base provides it)", Evidence.DEVICE_ATTR
+    return _combine(verdicts)
+
+
+def _value_roots(node: ast.AST) -> Set[str]:
+    """The names whose value ``node`` is (not its arguments): ``x[0].float()``, ``(m.sigmoid() > 0.5)`` -> x, m."""
+    out: Set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, (ast.Attribute, ast.Subscript, ast.Starred)):
+            stack.append(n.value)
+        elif isinstance(n, ast.Call):
+            if isinstance(n.func, ast.Attribute):
+                stack.append(n.func.value)
+        elif isinstance(n, ast.BinOp):
+            stack += [n.left, n.right]
+        elif isinstance(n, ast.Compare):
+            stack += [n.left, *n.comparators]
+        elif isinstance(n, ast.UnaryOp):
+            stack.append(n.operand)
+    return out
+
+
+def _derived_from(ctx: "RuleContext", func: FuncInfo, moved: Set[str]) -> Set[str]:
+    """Locals computed from a moved parameter without moving it (``s = torch.sum(x)``): on its device."""
+    out: Set[str] = set()
+    for name, bindings in _scope_bindings(ctx, func.node).items():
+        for _, kind, node in bindings:
+            if kind != "assign":
+                continue
+            value = node[0]
+            reads = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+            moves = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("cuda", "to")
+                        for n in ast.walk(value))
+            if reads & moved and not moves:
+                out.add(name)
+    return out
+
+
+def moved_params(ctx: "RuleContext", func: FuncInfo) -> Set[str]:
+    """Parameters the function moves to a hardcoded accelerator itself (``x.cuda()``, ``x.to("cuda")``):
+    they arrive elsewhere (the CPU), so neither they nor the other parameters show the target device."""
+    cache = ctx.rule_state.setdefault("inference.moved", {})
+    key = id(func.node)
+    if key in cache:
+        return cache[key]
+    found: Set[str] = set()
+    for n in _walk_shallow(func.node):
+        if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+            continue
+        moves = n.func.attr == "cuda" or (n.func.attr == "to" and any(
+            ctx.device_literal(a) is not None for a in [*n.args[:1], *[k.value for k in n.keywords
+                                                                        if k.arg == "device"]]))
+        if moves:
+            found |= {r for r in _value_roots(n.func.value) if r in func.params}
+    found.discard("self")
+    cache[key] = found
+    return found
+
+
+def _module_classes(ctx: "RuleContext") -> Dict[str, ast.ClassDef]:
+    cache = ctx.rule_state.get("inference.classes")
+    if cache is None:
+        cache = ctx.rule_state["inference.classes"] = {}
+        for n in ast.walk(ctx.tree):
+            if isinstance(n, ast.ClassDef):
+                cache.setdefault(n.name, n)
+    return cache
 
 
 # Fixes that use the module-level device one of them introduces share this group.
@@ -63,51 +437,19 @@ def infer_device(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str] = froz
         if why is not None:
             ctx.refuse_device_expr(why)
             return None
-        return DeviceChoice(ctx.options.device_expr, "configured by --device-expr", True)
-    line = getattr(at, "lineno", 0)
+        return DeviceChoice(ctx.options.device_expr, "configured by --device-expr", True,
+                            evidence=Evidence.CONFIGURED)
     func = ctx.current_function()
     method = ctx.enclosing_method()
-    # 2. same statement
-    choice = _statement_tensor(ctx, at, exclude_roots, func)
-    if choice is not None:
-        return choice
-    # 3. self.device
-    if method is not None and method.cls is not None and method.cls.has_device and "self" not in exclude_roots:
-        fn_name = getattr(method.node, "name", "")
-        if fn_name != "device" and fn_name not in ("__init__",):
-            return DeviceChoice("self.device", f"the enclosing class {method.cls.node.name} has `self.device`",
-                                True, root="self")
-    # 4. device variable / parameter
-    for f in reversed(ctx.func_stack):
-        for name, bound in f.device_names.items():
-            if name in exclude_roots or (bound >= line and name not in f.params):
-                continue
-            return DeviceChoice(name, f"`{name}` is a device in scope", True, root=name)
-    for name, bound in ctx.module_device_names.items():
-        if name not in exclude_roots and (ctx.func_stack or bound < line) and not _class_body_shadows(ctx, name):
-            return DeviceChoice(name, f"module-level device `{name}`", True, root=name)
-    # 5. a known tensor the value is sized from, then a tensor parameter
-    choice = _sized_from_tensor(ctx, at, exclude_roots, func)
-    if choice is not None:
-        return choice
-    if func is not None and isinstance(func.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        annotated = []
-        guessed = []
-        for name, ann in func.params.items():
-            if name in ("self", "cls") or name in exclude_roots:
-                continue
-            ann_src = ast.unparse(ann) if ann is not None else ""
-            if ann_src.endswith("Tensor") and "List" not in ann_src and "list" not in ann_src:
-                annotated.append(name)
-            elif ann is None and name in ctx.tensor_used_params(func):
-                guessed.append(name)
-        if annotated:
-            n = annotated[0]
-            return DeviceChoice(f"{n}.device", f"`{n}` is a tensor parameter (annotated)", True, root=n)
-        if guessed:
-            n = guessed[0]
-            return DeviceChoice(f"{n}.device", f"`{n}` is used as a tensor (an attribute only tensors have; "
-                                "guessed)", False, root=n)
+    # The first safe candidate wins; without one, the first unsafe one (before 6 and 7).
+    fallback: Optional[DeviceChoice] = None
+    for choice in _candidates(ctx, at, exclude_roots, func, method):
+        if choice.safe:
+            return choice
+        if fallback is None:
+            fallback = choice
+    if fallback is not None:
+        return fallback
     # 6. add a device property to the enclosing nn.Module
     if (
         allow_add_property
@@ -116,6 +458,7 @@ def infer_device(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str] = froz
         and method.cls.is_module
         and getattr(method.node, "name", "") not in ("__init__", "device")
         and ctx.torch_name() is not None
+        and holds_tensors(ctx, method.cls.node)
     ):
         # Every fix relying on the property depends on the one that adds it: one group.
         ctx.note_group(f"device property of {method.cls.node.name} (line {method.cls.node.lineno})")
@@ -125,11 +468,116 @@ def infer_device(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str] = froz
             False,
             root="self",
             add_property_to=method.cls,
+            evidence=Evidence.NEW_PROPERTY,
         )
     # 7. a device the module defines once, after its imports
     if allow_new_device and "DEVICE" not in exclude_roots:
         return new_module_device(ctx, at)
     return None
+
+
+def _candidates(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str], func: Optional[FuncInfo],
+                method: Optional[FuncInfo]):
+    """Precedences 2 to 5, in order; each with its evidence (safe only where it holds on every path)."""
+    line = getattr(at, "lineno", 0)
+    moved = moved_params(ctx, func) if func is not None and isinstance(
+        func.node, (ast.FunctionDef, ast.AsyncFunctionDef)) else set()
+    if moved:
+        moved = moved | _derived_from(ctx, func, moved)
+    # 2. same statement
+    choice = _statement_tensor(ctx, at, exclude_roots, func, moved)
+    if choice is not None:
+        yield choice
+    # 3. self.device
+    if method is not None and method.cls is not None and method.cls.has_device and "self" not in exclude_roots:
+        fn_name = getattr(method.node, "name", "")
+        if fn_name != "device" and fn_name not in ("__init__",):
+            verdict, why, evidence = self_device_evidence(ctx, method.cls)
+            if verdict != NO:
+                yield DeviceChoice("self.device", f"the enclosing class {method.cls.node.name} has `self.device`"
+                                   + ("" if verdict == YES else f" ({why}: unsafe)"),
+                                   verdict == YES, root="self", evidence=evidence or Evidence.UNKNOWN)
+    # 4. device variable / parameter
+    for f in reversed(ctx.func_stack):
+        for name, bound in f.device_names.items():
+            if name in exclude_roots or (bound >= line and name not in f.params):
+                continue
+            verdict, why, evidence, _ = name_evidence(ctx, name, f.node, line)
+            if verdict == NO:
+                continue
+            yield DeviceChoice(name, f"`{name}` is a device in scope" + (f" ({why})" if verdict == YES
+                                                                         else f" ({why}: unsafe)"),
+                               verdict == YES, root=name, evidence=evidence or Evidence.UNKNOWN)
+    for name, bound in ctx.module_device_names.items():
+        if name in exclude_roots or _class_body_shadows(ctx, name):
+            continue
+        if any(name in _scope_bindings(ctx, f.node) for f in ctx.func_stack):
+            continue  # a local of that name hides the module's
+        verdict, why, evidence, late = name_evidence(ctx, name, None, line)
+        if verdict == NO or (late and not ctx.func_stack):
+            continue
+        yield DeviceChoice(name, f"module-level device `{name}`" + (f" ({why})" if verdict == YES
+                                                                     else f" ({why}: unsafe)"),
+                           verdict == YES, root=name, evidence=evidence or Evidence.UNKNOWN)
+    # 5. a known tensor the value is sized from, then a tensor parameter
+    choice = _sized_from_tensor(ctx, at, exclude_roots, func, moved)
+    if choice is not None:
+        yield choice
+    if func is not None and isinstance(func.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        annotated = []
+        guessed = []
+        for name, ann in func.params.items():
+            if name in ("self", "cls") or name in exclude_roots or name in moved:
+                continue
+            ann_src = ast.unparse(ann) if ann is not None else ""
+            if ann_src.endswith("Tensor") and "List" not in ann_src and "list" not in ann_src:
+                annotated.append(name)
+            elif ann is None and name in ctx.tensor_used_params(func):
+                guessed.append(name)
+        if annotated:
+            n = annotated[0]
+            yield DeviceChoice(f"{n}.device", f"`{n}` is a tensor parameter (annotated)", True, root=n,
+                               evidence=Evidence.TENSOR)
+        if guessed:
+            n = guessed[0]
+            yield DeviceChoice(f"{n}.device", f"`{n}` is used as a tensor (an attribute only tensors have; "
+                               "guessed)", False, root=n, evidence=Evidence.GUESS)
+
+
+def holds_tensors(ctx: "RuleContext", cls: ast.ClassDef, seen: Optional[Set[str]] = None) -> bool:
+    """Whether instances of the module class ``cls`` may have a parameter or buffer (an added ``device``
+    property would otherwise always answer the CPU): ``nn.Parameter``, ``register_buffer``, a tensor or a
+    submodule assigned to ``self``, or a base other than ``nn.Module`` itself."""
+    seen = set() if seen is None else seen
+    seen.add(cls.name)
+    classes = _module_classes(ctx)
+    for b in cls.bases:
+        q = ctx.resolve(b) or ""
+        bname = b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "")
+        if q in ("torch.nn.Module", "torch.nn.modules.module.Module") or bname == "object":
+            continue
+        if bname in classes:
+            if bname not in seen and holds_tensors(ctx, classes[bname], seen):
+                return True
+            continue
+        return True  # an imported base (a backbone, a meta-architecture...)
+    for n in ast.walk(cls):
+        if isinstance(n, ast.Call):
+            f = n.func
+            fname = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            if fname in ("register_buffer", "register_parameter", "register_module", "add_module", "Parameter"):
+                return True
+        elif isinstance(n, (ast.Assign, ast.AnnAssign)) and isinstance(n.value, ast.Call):
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            if any(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                   for t in targets):
+                q = ctx.resolve(n.value.func) or ""
+                last = q.rsplit(".", 1)[-1] if q else getattr(n.value.func, "id", getattr(n.value.func, "attr", ""))
+                if q.startswith("torch.") and last[:1].isupper() and last not in ("Size", "Generator", "device"):
+                    return True
+                if last in classes or (not q.startswith("torch.") and last[:1].isupper()):
+                    return True  # a submodule of the module's own (or an imported) class
+    return False
 
 
 def device_expr_refusal(ctx: "RuleContext", expr: str, at: ast.AST) -> Optional[str]:
@@ -152,8 +600,9 @@ def device_expr_refusal(ctx: "RuleContext", expr: str, at: ast.AST) -> Optional[
         return None
     line = getattr(at, "lineno", 0)
     if root == "self":
-        if ctx.enclosing_method() is not None:
-            return None
+        method = ctx.enclosing_method()
+        if method is not None:
+            return _unset_in_init(ctx, expr, method, line)
         return (f"--device-expr `{expr}` needs `self`, which is not bound here (module code, a class body, "
                 "a decorator or default value, a static or class method)")
     if _class_body_shadows(ctx, root):
@@ -168,6 +617,45 @@ def device_expr_refusal(ctx: "RuleContext", expr: str, at: ast.AST) -> Optional[
 
 
 _BUILTINS = frozenset(dir(__import__("builtins")))
+
+
+def _unset_in_init(ctx: "RuleContext", expr: str, method: FuncInfo, line: int) -> Optional[str]:
+    """Inside ``__init__``, ``self.<attr>`` exists only once set: by the class body (a property, a method,
+    a class attribute), a base that provides it, or an assignment earlier in ``__init__``."""
+    node = ast.parse(expr, mode="eval").body
+    attr = None
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            attr = node.attr
+        node = node.func if isinstance(node, ast.Call) else node.value
+    if attr is None or getattr(method.node, "name", "") != "__init__" or method.cls is None:
+        return None
+    cls = method.cls.node
+    for stmt in cls.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == attr:
+            return None
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if any(isinstance(t, ast.Name) and t.id == attr for t in targets):
+                return None
+    for n in ast.walk(method.node):
+        if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.lineno < line:
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            if any(isinstance(t, ast.Attribute) and t.attr == attr and isinstance(t.value, ast.Name)
+                   and t.value.id == "self" for t in targets):
+                return None
+    classes = _module_classes(ctx)
+    for b in cls.bases:
+        bname = b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", None)
+        q = ctx.resolve(b) or ""
+        if attr == "device" and (bname in KNOWN_DEVICE_BASES or bname in MORE_DEVICE_BASES):
+            return None
+        if bname in classes and bname != cls.name:
+            return None  # the module's own base may set it (its __init__ runs first when called)
+        if not q.startswith("torch.nn") and bname not in ("object", None):
+            return None  # an imported base may provide it
+    return (f"--device-expr `{expr}`: `self.{attr}` does not exist yet here, in `__init__` "
+            f"of {cls.name} before anything sets it")
 
 
 def _class_body_shadows(ctx: "RuleContext", name: str) -> bool:
@@ -209,7 +697,7 @@ def new_module_device(ctx: "RuleContext", at: ast.AST) -> Optional[DeviceChoice]
     ctx.note_new_device(claimed)
     return DeviceChoice(claimed, "no device in scope: defines one for the module after its imports "
                                  "(the accelerator when available, else the CPU)", False, root=claimed,
-                        new_module_device=True)
+                        new_module_device=True, evidence=Evidence.NEW_MODULE_DEVICE)
 
 
 def module_device_insertion(ctx: "RuleContext", line: int, name: str) -> Optional[InsertBefore]:
@@ -240,6 +728,18 @@ def module_device_insertion(ctx: "RuleContext", line: int, name: str) -> Optiona
     nl = "\r\n" if first_line.endswith("\r\n") else "\n"
     blank = 2 if isinstance(nxt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else 1
     text = f'{name} = {torch}.device("cuda" if {torch}.cuda.is_available() else "cpu"){nl}' + nl * blank
+    # Comments right above the statement (``# fmt: off``, a heading) belong to it: go above them.
+    top = start
+    while top >= 2 and ctx.lines[top - 2].lstrip().startswith("#") and top - 2 > body[last_import].end_lineno - 1:
+        top -= 1
+    if top != start:
+        first_line = ctx.lines[top - 1]
+        if first_line[: len(first_line) - len(first_line.lstrip())]:
+            return None
+        if top >= 2 and ctx.lines[top - 2].strip():
+            text = nl + text
+        comment = ctx.lines[top - 1].rstrip("\r\n")
+        return InsertBefore(Span(top, 0, top, len(comment.encode("utf-8"))), text)
     if start >= 2 and ctx.lines[start - 2].strip():
         text = nl + text  # the imports end right above: keep them apart
     span = Span(start, nxt.col_offset, nxt.end_lineno, nxt.end_col_offset) if decorators else Span.of(nxt)
@@ -267,7 +767,7 @@ def _operator_pairs(stmt: ast.stmt) -> List[Tuple[ast.AST, ast.AST]]:
 
 
 def _statement_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str],
-                      func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
+                      func: Optional[FuncInfo], moved: Set[str] = frozenset()) -> Optional[DeviceChoice]:
     stmt = ctx.statement
     if stmt is None:
         return None
@@ -297,26 +797,31 @@ def _statement_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str],
             continue
         if name in exclude or _is_device_name(text) or text in ("self",):
             continue
+        if name in moved:
+            continue  # the function moves this parameter itself: it is not on the target device
         if name == "self":
             method = ctx.enclosing_method()
             if method is not None and method.cls is not None and root.attr in method.cls.tensor_attrs:
                 return DeviceChoice(f"{text}.device", f"`{text}` is a tensor attribute in the same statement",
-                                    True, root=name)
+                                    True, root=name, evidence=Evidence.TENSOR)
             continue
         if func is not None and name in func.tensor_names and func.tensor_names[name] <= getattr(at, "lineno", 0):
-            return DeviceChoice(f"{text}.device", f"`{text}` is a tensor in the same statement", True, root=name)
+            return DeviceChoice(f"{text}.device", f"`{text}` is a tensor in the same statement", True, root=name,
+                                evidence=Evidence.TENSOR)
         ann = func.params.get(name) if func is not None else None
         if ann is not None and ast.unparse(ann).endswith("Tensor"):
-            return DeviceChoice(f"{text}.device", f"`{text}` is a tensor in the same statement", True, root=name)
+            return DeviceChoice(f"{text}.device", f"`{text}` is a tensor in the same statement", True, root=name,
+                                evidence=Evidence.TENSOR)
         if func is not None and name in func.params and name in ctx.tensor_used_params(func):
             return DeviceChoice(f"{text}.device", f"`{text}` is combined with the value in the same statement "
-                                "and used as a tensor elsewhere (guessed)", False, root=name)
+                                "and used as a tensor elsewhere (guessed)", False, root=name,
+                                evidence=Evidence.GUESS)
         # No tensor-only evidence: a list, a number or a config object has no ``.device``.
     return None
 
 
 def _sized_from_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str],
-                       func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
+                       func: Optional[FuncInfo], moved: Set[str] = frozenset()) -> Optional[DeviceChoice]:
     """A known tensor whose shape or size the value is built from: ``torch.full((x.shape[0],), -1)``."""
     if func is None:
         return None
@@ -330,9 +835,12 @@ def _sized_from_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str],
         ):
             continue
         name = n.value.id
+        if name in moved:
+            continue
         ann = func.params.get(name)
         if func.tensor_names.get(name, line) < line or (ann is not None and ast.unparse(ann).endswith("Tensor")):
-            return DeviceChoice(f"{name}.device", f"the value is sized from the tensor `{name}`", True, root=name)
+            return DeviceChoice(f"{name}.device", f"the value is sized from the tensor `{name}`", True, root=name,
+                                evidence=Evidence.TENSOR)
     return None
 
 

@@ -2,6 +2,6 @@ import torch
 
 
 def run(model, batch, device):
-    model.to(device)
-    out = model(batch.to(device, non_blocking=True))
+    model.cuda()
+    out = model(batch.cuda(non_blocking=True))
     return out.cuda(1)

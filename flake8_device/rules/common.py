@@ -54,7 +54,9 @@ def device_fix(ck, node: ast.AST, literal: ast.AST, plain: bool, exclude: Set[st
     choice = ck.infer_device(node, exclude_roots=exclude, allow_new_device=allow_new_device)
     if choice is None:
         return None, "no device source in scope (no self.device, device variable or tensor to follow)"
-    expr = device_type_expr(choice.expr) if as_string else choice.expr
+    # ``self.device`` set to a string is one already: no ``.type``.
+    string = getattr(choice.evidence, "name", None) == "DEVICE_STRING"
+    expr = device_type_expr(choice.expr) if as_string and not string else choice.expr
     ops = [ReplaceNode(Span.of(literal), expr)]
     safe = choice.safe and plain
     desc = f"use {expr}: {choice.reason}"

@@ -6,6 +6,7 @@ import ast
 
 from ..diagnostics import Fix, InsertBefore, ReplaceNode, Span
 from ..facts import param_defaults
+from ..inference import NO, YES, Evidence, self_device_evidence
 from .common import device_fix, is_device_like_name
 
 
@@ -59,15 +60,18 @@ def check_defaults(ck, fn) -> None:
 
 def _default_fix(ck, fn, name, default, dev_type, plain):
     cls = ck.func_info(fn).cls  # set only for a method taking ``self`` directly in a class
-    if cls is not None and cls.has_device and fn.name not in ("__init__", "device"):
+    verdict = self_device_evidence(ck, cls) if cls is not None and cls.has_device else (NO, "", None)
+    if cls is not None and verdict[0] != NO and fn.name not in ("__init__", "device"):
         point = ck.body_insertion_point(fn)
         if point is not None:
             span, indent, nl = point
-            value = "self.device.type" if isinstance(default, ast.Constant) else "self.device"
+            string = verdict[2] is Evidence.DEVICE_STRING
+            value = "self.device.type" if isinstance(default, ast.Constant) and not string else "self.device"
             text = f"{indent}if {name} is None:{nl}{indent}    {name} = {value}{nl}"
             ops = (ReplaceNode(Span.of(default), "None"), InsertBefore(span, text))
-            return Fix(ops, plain, f"default None, then {value}: the enclosing class "
-                                   f"{cls.node.name} has `self.device`"), None
+            why = "" if verdict[0] == YES else f" ({verdict[1]}: unsafe)"
+            return Fix(ops, plain and verdict[0] == YES, f"default None, then {value}: the enclosing class "
+                                                          f"{cls.node.name} has `self.device`{why}"), None
     return _fallback(ck, default, dev_type, plain, "no model device to default to")
 
 

@@ -78,6 +78,8 @@ def check_call(ck, node: ast.Call, qual: Optional[str]) -> bool:
         if name == "device" and not _is_device_switch(node):
             return False
     elif isinstance(func, ast.Attribute) and func.attr == "record_stream" and len(node.args) == 1:
+        if _own_method(ck, func):
+            return False  # ``self.record_stream(...)``: a helper of the user's own class, not the Tensor method
         name = "record_stream"  # a Tensor method that only CUDA tensors support
     else:
         return False
@@ -90,6 +92,17 @@ def check_call(ck, node: ast.Call, qual: Optional[str]) -> bool:
     ck.report("DEV007", node, f"{what} needs the CUDA runtime and raises where CUDA is missing; "
                               "guard it with torch.cuda.is_available()", fix, why)
     return True
+
+
+def _own_method(ck, func: ast.Attribute) -> bool:
+    """``self.<name>`` where the enclosing class (or a class of this module) defines ``<name>``."""
+    if not (isinstance(func.value, ast.Name) and func.value.id in ("self", "cls")):
+        return False
+    for info in ck.class_stack:
+        if any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == func.attr
+               for s in info.node.body):
+            return True
+    return False
 
 
 def _is_device_switch(node: ast.Call) -> bool:
