@@ -14,6 +14,7 @@ import ast
 import re
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -30,7 +31,7 @@ from flake8_device.diagnostics import (
 
 from . import postconditions
 from .positions import LineIndex
-from .syntax import parses
+from .syntax import REASON_FSTRING, REASON_FSTRING_DEBUG, fstring_field_text, parses
 
 BOM = "\ufeff"
 _ANY_NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -185,12 +186,35 @@ class _Planner:
             rng = node.range()
             edit = _Edit(rng.start.index, rng.end.index, self.newlines(op.text, rng.start.index))
             self.keeps_comments(edit)
-            return [edit]
+            return [self._fstring_safe(node, edit)]
         if isinstance(op, InsertBefore):
             return [self._insert_before(op)]
         if isinstance(op, RewriteCall):
-            return [self._rewrite_call(op)]
+            return [self._fstring_safe(self.find(op.span), self._rewrite_call(op))]
         raise _Skip(f"unknown fix operation {type(op).__name__}")
+
+    def _fstring_safe(self, node: SgNode, edit: _Edit) -> _Edit:
+        """``edit`` with its text valid inside the f-string fields around ``node`` on every
+        supported Python (see :func:`fixers.syntax.fstring_field_text`)."""
+        delimiters: List[str] = []
+        for anc in node.ancestors():
+            if anc.kind() != "interpolation":
+                continue
+            if any(c.kind() == "=" for c in anc.children()):
+                raise _Skip(REASON_FSTRING_DEBUG)
+            string = anc.parent()
+            start = string.field("string_start") if string is not None else None
+            if start is None:
+                start = next((c for c in string.children() if c.kind() == "string_start"), None) if string else None
+            if start is None:
+                raise _Skip(REASON_FSTRING)
+            delimiters.append(start.text().lstrip("rRfFbBuU"))
+        if not delimiters:
+            return edit
+        text = fstring_field_text(edit.text, delimiters[::-1])
+        if text is None:
+            raise _Skip(REASON_FSTRING)
+        return dataclasses.replace(edit, text=text)
 
     def _insert_before(self, op: InsertBefore) -> _Edit:
         try:

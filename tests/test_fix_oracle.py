@@ -86,6 +86,12 @@ CALLS: Dict[str, List[str]] = {
         'n = Net(); n.register_buffer("w", torch.zeros(2, device=DEV))\n'
         'n.load_weights(PATHS["state"])\nn.w',
         'read(PATHS["tensor"])',
+        # all_gather-style: tensors pickled through torch.save come back where they were
+        'gather([torch.arange(3.0), torch.ones(2, dtype=torch.bool), torch.tensor(7)])',
+        'load_on_gpu(PATHS["tensor"])',
+        'load_on_gpu0(PATHS["state"])',
+        'load_cuda(PATHS["state"])',
+        'describe(PATHS["tensor"])',
     ],
     "DEV001_branches": [
         "p = Pair().to(DEV)\np(torch.arange(3.0, device=DEV), True)",
@@ -270,7 +276,8 @@ def run_text(text: str, code: str, call: str, dev: str, paths: Dict[str, str]) -
 
 def _load_on_cpu(real_load):
     """torch.load with an accelerator ``map_location`` read as the CPU (the
-    virtual device does not cover deserialisation)."""
+    virtual device does not cover deserialisation); in a ``map_location``
+    callable, ``storage.cuda(...)`` gives the CPU storage back."""
 
     def load(f, map_location=None, *args, **kwargs):
         loc = map_location
@@ -278,7 +285,14 @@ def _load_on_cpu(real_load):
             loc = loc.type
         if isinstance(loc, str) and loc.split(":")[0] == "cuda":
             map_location = "cpu"
-        return real_load(f, map_location, *args, **kwargs)
+        if not callable(loc):
+            return real_load(f, map_location, *args, **kwargs)
+        real_cuda = torch.UntypedStorage.cuda
+        torch.UntypedStorage.cuda = lambda self, *a, **k: self
+        try:
+            return real_load(f, map_location, *args, **kwargs)
+        finally:
+            torch.UntypedStorage.cuda = real_cuda
 
     return load
 

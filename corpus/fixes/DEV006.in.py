@@ -1,3 +1,4 @@
+import io
 import torch
 
 
@@ -12,3 +13,29 @@ class Net(torch.nn.Module):
 
 def read(path):
     return torch.load(path, weights_only=True)
+
+
+def gather(tensors):
+    # all_gather-style: pickle with torch.save, "send", torch.load each buffer
+    buffers = []
+    for t in tensors:
+        buffer = io.BytesIO()
+        torch.save(t, buffer)
+        buffers.append(buffer.getvalue())
+    return [torch.load(io.BytesIO(b)) for b in buffers]
+
+
+def load_on_gpu(path):
+    return torch.load(path, map_location=lambda storage, loc: storage.cuda())
+
+
+def load_on_gpu0(path):
+    return torch.load(path, map_location=lambda storage, loc: storage.cuda(0))
+
+
+def load_cuda(path):
+    return torch.load(path, map_location="cuda")
+
+
+def describe(path):
+    return f"{torch.load(path)}"

@@ -156,16 +156,69 @@ def check_amp_reference(ck, node: ast.Attribute, qual: str) -> None:
               None, "a reference (not a call): rewrite by hand")
 
 
-def check_load(ck, node: ast.Call) -> None:
-    if kw(node, "map_location") is not None or has_star(node) or len(node.args) >= 2:
+# DEV006: the fix keeps every load on a CUDA machine exactly as before.
+# ``map_location=None`` restores each tensor where it was saved (the
+# original's behaviour: CPU tensors stay on the CPU, so an all_gather-style
+# helper that pickles tensors of several devices gets them back where they
+# were); where CUDA is missing every tensor loads on the CPU.  A device
+# (``self.device``, a communication device) would move every tensor to it.
+_LOAD_WHY = ("None where CUDA is available restores every tensor where it was saved, exactly as before "
+             "(CPU tensors stay on the CPU); without CUDA every tensor loads on the CPU. A device here "
+             "would move every loaded tensor, CPU ones included")
+
+
+def _storage_cuda(fn: ast.Lambda) -> Optional[ast.Call]:
+    """The ``storage.cuda(...)`` body of ``lambda storage, loc: storage.cuda(...)``, else None."""
+    a = fn.args
+    params = [p.arg for p in a.posonlyargs + a.args]
+    if len(params) != 2 or a.vararg or a.kwarg or a.kwonlyargs or a.defaults:
+        return None
+    body = fn.body
+    if (isinstance(body, ast.Call) and isinstance(body.func, ast.Attribute) and body.func.attr == "cuda"
+            and isinstance(body.func.value, ast.Name) and body.func.value.id == params[0] and not has_star(body)):
+        return body
+    return None
+
+
+def _check_callable_location(ck, fn: ast.Lambda) -> None:
+    """``map_location=lambda storage, loc: storage.cuda()``: the fix stays a callable.
+
+    A storage-level ``map_location`` callable returns the storage to use
+    (``torch.serialization._get_restore_location``); storages have
+    ``.cuda()`` and ``.cpu()`` but no ``.to(device)``.  Returning the CPU
+    storage it was given keeps the tensor on the CPU.
+    """
+    body = _storage_cuda(fn)
+    if body is None:
         return
-    choice = ck.infer_device(node, allow_add_property=False)
-    if choice is not None:
-        op = RewriteCall(Span.of(node), Span.of(node), (("map_location", choice.expr),))
-        fix = Fix((op,), choice.safe, f"map_location={choice.expr}: {choice.reason}")
-    else:
-        op = RewriteCall(Span.of(node), Span.of(node), (("map_location", '"cpu"'),))
-        fix = Fix((op,), False, 'map_location="cpu": no device in scope; tensors saved on an accelerator '
-                                "then load on the CPU instead")
+    ck.handled.update((id(body), id(body.func)))
+    if ck.guarded:
+        return
+    avail = _availability(ck, "cuda")
+    storage = body.func.value.id
+    text = f"{ck.src(body)} if {avail} else {storage}"
+    fix = Fix((ReplaceNode(Span.of(body), text),), True,
+              f"the map_location callable stays a callable: {ck.src(body)} where CUDA is available (the same "
+              f"storages as before), else the CPU storage it was given; a storage has no .to(device)",
+              needs=("torch",))
+    ck.report("DEV002", body, f"{ck.src(body)} in a map_location callable hardcodes the CUDA device; "
+                              "tensors fail to load where CUDA is missing", fix)
+
+
+def check_load(ck, node: ast.Call) -> None:
+    loc = kw(node, "map_location")
+    if loc is not None:
+        if isinstance(loc.value, ast.Lambda):
+            _check_callable_location(ck, loc.value)
+        return
+    if has_star(node):
+        return
+    if len(node.args) >= 2:
+        if isinstance(node.args[1], ast.Lambda):
+            _check_callable_location(ck, node.args[1])
+        return
+    expr = f'None if {_availability(ck, "cuda")} else "cpu"'
+    op = RewriteCall(Span.of(node), Span.of(node), (("map_location", expr),))
+    fix = Fix((op,), True, f"map_location={expr}: {_LOAD_WHY}", needs=("torch",))
     ck.report("DEV006", node, "torch.load() without map_location restores tensors to the device they were "
                               "saved from, which fails where that device does not exist", fix)

@@ -1,0 +1,206 @@
+"""``torch.load`` map_location fixes, legacy constructors and fix text inside f-strings.
+
+A ``map_location`` fix must keep every load on a CUDA machine exactly as
+before (``None`` there: tensors restore where they were saved) and load on
+the CPU elsewhere; a ``map_location`` callable stays a callable.  Fix text
+written inside an f-string's replacement field must parse on Python 3.9-3.11
+too, where the field cannot reuse the f-string's quote.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import textwrap
+import tokenize
+from unittest import mock
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flake8_device.cli import main
+from flake8_device.engine import check_source
+from flake8_device_fixers.syntax import fstring_field_text
+
+
+def _fix(tmp_path, source: str, *extra: str):
+    path = tmp_path / "mod.py"
+    path.write_text(textwrap.dedent(source))
+    out, err = io.StringIO(), io.StringIO()
+    main(["--isolated", "--fix", "--select", "DEV", *extra, str(path)], stdout=out, stderr=err)
+    return path.read_text(), out.getvalue() + err.getvalue()
+
+
+def _load_calls(text: str):
+    return [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call) and ast.unparse(n.func) == "torch.load"]
+
+
+def _location(call: ast.Call) -> ast.AST:
+    (k,) = [k for k in call.keywords if k.arg == "map_location"]
+    return k.value
+
+
+def _eval(node: ast.AST, cuda: bool):
+    with mock.patch.object(torch.cuda, "is_available", lambda: cuda):
+        return eval(compile(ast.Expression(node), "<map_location>", "eval"), {"torch": torch})
+
+
+# ------------------------------------------------------------------ DEV006
+
+LOAD_SITES = [
+    # (enclosing code, the load expression); {load} is replaced by the load call
+    "def f(path):\n    return {load}\n",
+    "def f(path, device):\n    x = torch.ones(1, device=device)\n    return {load}, x\n",
+    "class Net(torch.nn.Module):\n    @property\n    def device(self):\n        return self.w.device\n\n"
+    "    def restore(self, path):\n        self.load_state_dict({load})\n",
+    "import io\nimport torch.distributed as dist\n\n\ndef all_gather(data, group, device):\n"
+    "    buffer = io.BytesIO()\n    torch.save(data, buffer)\n    dist.broadcast(torch.ones(1, device=device), 0)\n"
+    "    path = io.BytesIO(buffer.getvalue())\n    return [{load}]\n",
+    "def f(path):\n    return f\"{{{load}}}\"\n",
+    "def f(path):\n    return f'{{{load}}}'\n",
+]
+LOADS = ["torch.load(path)", "torch.load(path, weights_only=True)", "torch.load(f=path)"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(site=st.sampled_from(LOAD_SITES), load=st.sampled_from(LOADS))
+def test_load_fix_keeps_the_gpu_load_and_loads_on_the_cpu_elsewhere(tmp_path_factory, site, load):
+    """On a CUDA machine the fixed map_location is None (restore where saved: the original);
+    without CUDA it is "cpu".  Never a device, which would move every loaded tensor."""
+    src = "import torch\n\n\n" + site.format(load=load)
+    (diag,) = [d for d in check_source(src) if d.code == "DEV006"]
+    assert diag.fix is not None and diag.fix.safe, diag
+    assert "restores every tensor where it was saved" in diag.fix.description
+    fixed, _ = _fix(tmp_path_factory.mktemp("load"), src)
+    (call,) = _load_calls(fixed)
+    loc = _location(call)
+    assert _eval(loc, cuda=True) is None
+    assert _eval(loc, cuda=False) == "cpu"
+
+
+def test_gathered_cpu_tensors_stay_on_the_cpu(tmp_path):
+    src = """\
+    import io
+    import torch
+
+
+    def gather(tensors, device):
+        out = []
+        for t in tensors:
+            buffer = io.BytesIO()
+            torch.save(t, buffer)
+            out.append(torch.load(io.BytesIO(buffer.getvalue())))
+        return out
+    """
+    fixed, _ = _fix(tmp_path, src)
+    assert "map_location=device" not in fixed
+    scope: dict = {}
+    exec(compile(fixed, "<fixed>", "exec"), scope)
+    got = scope["gather"]([torch.arange(3.0), torch.tensor(True)], "cuda")
+    assert [t.device.type for t in got] == ["cpu", "cpu"]
+    assert torch.equal(got[0], torch.arange(3.0))
+
+
+class _Storage:
+    def __init__(self):
+        self.moved = []
+
+    def cuda(self, *args, **kwargs):
+        self.moved.append((args, kwargs))
+        return ("on cuda", args, tuple(kwargs.items()))
+
+
+@pytest.mark.parametrize("body", ["storage.cuda()", "storage.cuda(0)", "storage.cuda(device=1)"])
+@pytest.mark.parametrize("positional", [False, True])
+def test_callable_map_location_stays_a_callable(tmp_path, body, positional):
+    arg = f"lambda storage, loc: {body}"
+    call = f"torch.load(path, {arg})" if positional else f"torch.load(path, map_location={arg})"
+    src = f"import torch\n\n\ndef f(path):\n    return {call}\n"
+    diags = [d for d in check_source(src) if d.fix is not None]
+    assert len(diags) == 1 and diags[0].fix.safe and "stays a callable" in diags[0].fix.description
+    fixed, _ = _fix(tmp_path, src)
+    assert ".to(" not in fixed
+    (load,) = _load_calls(fixed)
+    fn = load.args[1] if positional else _location(load)
+    assert isinstance(fn, ast.Lambda)
+    orig_fn = eval(arg, {"torch": torch})
+    for cuda in (True, False):
+        new_fn = _eval(fn, cuda)
+        s_orig, s_new = _Storage(), _Storage()
+        with mock.patch.object(torch.cuda, "is_available", lambda: cuda):
+            got = new_fn(s_new, "cuda:0")
+        if cuda:
+            assert got == orig_fn(s_orig, "cuda:0") and s_new.moved == s_orig.moved
+        else:
+            assert got is s_new and s_new.moved == []
+    # and it loads on this CPU-only machine
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(3)}, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, map_location=_eval(fn, torch.cuda.is_available()))
+    assert torch.equal(loaded["w"], torch.arange(3))
+
+
+def test_cuda_string_map_location_stays_cuda_where_available(tmp_path):
+    fixed, _ = _fix(tmp_path, 'import torch\n\n\ndef f(p):\n    return torch.load(p, map_location="cuda")\n')
+    (call,) = _load_calls(fixed)
+    assert _eval(_location(call), cuda=True) == "cuda"
+    assert _eval(_location(call), cuda=False) == "cpu"
+
+
+# --------------------------------------------------------- f-string fields
+
+def _literals(text: str):
+    return [t for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type == tokenize.STRING]
+
+
+_VALUES = st.text(alphabet="abc:0 '\"", max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.tuples(_VALUES, st.sampled_from(['"', "'", '"""'])), min_size=1, max_size=3),
+       delimiters=st.lists(st.sampled_from(['"', "'", '"""', "'''"]), min_size=1, max_size=2))
+def test_fstring_field_text_never_reuses_an_enclosing_quote(values, delimiters):
+    lits = []
+    for value, q in values:
+        if q[0] in value or (len(q) == 3 and value.endswith(q[0])):
+            value = value.replace(q[0], "")
+        lits.append(f"{q}{value}{q}")
+    text = f"torch.load(p, map_location={lits[0]}, extra=[{', '.join(lits[1:])}])"
+    got = fstring_field_text(text, delimiters)
+    if got is None:
+        return
+    taken = {d[0] for d in delimiters}
+    new = _literals(got)
+    assert all(t.string.lstrip("rbuRBU")[0] not in taken for t in new), got
+    assert [ast.literal_eval(t.string) for t in new] == [ast.literal_eval(t.string) for t in _literals(text)]
+    # the innermost field: on this interpreter (3.11 here) it parses inside the f-string
+    inner = delimiters[-1]
+    if len(delimiters) == 1:
+        compile(f"f{inner}{{{got}}}{inner}", "<f>", "eval")
+
+
+def test_fstring_field_text_refuses_what_cannot_be_requoted():
+    assert fstring_field_text('x["a\'b"]', ['"']) is None  # the other quote is in the body
+    assert fstring_field_text('x["a"]', ['"', "'"]) is None  # both quotes taken
+    assert fstring_field_text("x # note", ['"']) is None  # a comment
+    assert fstring_field_text('x["\\n"]', ["'"]) is None  # a backslash
+    assert fstring_field_text('x["a"]', []) == 'x["a"]'
+
+
+def test_load_inside_an_fstring_is_fixed_with_the_other_quote(tmp_path):
+    fixed, _ = _fix(tmp_path, 'import torch\n\n\ndef f(p):\n    return f"{torch.load(p)}"\n')
+    assert "else 'cpu')}\"" in fixed
+    (call,) = _load_calls(fixed)
+    assert _eval(_location(call), cuda=False) == "cpu"
+
+
+def test_fix_left_inside_an_fstring_is_reported_with_its_reason(tmp_path):
+    src = "import torch\n\n\ndef f(p):\n    return f\"{torch.load(p)=}\", f\"{f'{torch.load(p)}'}\"\n"
+    fixed, out = _fix(tmp_path, src)
+    assert fixed == src
+    assert "self-documenting f-string field" in out
+    assert "Python 3.9-3.11 cannot parse" in out
+    assert out.count("(left: ") == 2
