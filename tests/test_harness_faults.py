@@ -263,3 +263,44 @@ def test_capture_hooks_that_see_nothing_are_weak_evidence(plainseg):
     assert any("none of the capture hooks fired" in w for w in weak)
     assert "WEAK EVIDENCE" in c3["message"]
     assert "Weak evidence" in (plainseg["out"] / "report.md").read_text()
+
+
+def _res(**errors):
+    return {"sections": {}, "errors": {k: {"type": "E", "text": v, "where": "m.py:1: x"} for k, v in errors.items()},
+            "facts": {}, "model": {}, "mismatches": {}, "seconds": {}}
+
+
+def test_check1_counts_an_error_the_virtual_accelerator_does_not_raise_as_the_device():
+    check = project.CheckResult(1, "x")
+    project._check1(check, _res(train="AssertionError: ", infer="AssertionError: "), _res())
+    assert check.status == project.PASS
+    check = project.CheckResult(1, "x")
+    project._check1(check, _res(train="AssertionError: "), _res(train="AssertionError: "))
+    assert check.status == project.FAIL  # fails the same under the virtual accelerator: not the device
+
+
+def test_read_setup_follows_module_attribute_calls_and_setup_functions_by_other_names(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "train.py").write_text(textwrap.dedent('''
+        import pkg.config as pc
+        from detectron2.projects import deeplab
+
+        def setup_cfg(args):
+            cfg = get_cfg()
+            deeplab.add_deeplab_config(cfg)
+            pc.add_pkg_config(cfg)
+            return cfg
+    '''))
+    found = d2.read_setup(str(tmp_path / "train.py"), str(tmp_path))
+    assert found["setup"] == ["detectron2.projects.deeplab:add_deeplab_config", "pkg.config:add_pkg_config"]
+    assert found["imports"] == ["pkg.config"]
+
+
+def test_a_setup_that_does_not_register_the_model_is_rejected(tmp_path):
+    (tmp_path / "c.yaml").write_text('MODEL:\n  META_ARCHITECTURE: "NoSuchArchHere"\n')
+    spec = {"root": str(tmp_path), "config": str(tmp_path / "c.yaml"), "device": "cpu",
+            "candidates": [{"script": "train_net.py", "setup": [], "imports": []},
+                           {"script": "train_video.py", "setup": [], "imports": []}]}
+    with pytest.raises(d2.SetupError, match="NoSuchArchHere.*not registered.*--setup-script"):
+        d2.choose_setup(spec)

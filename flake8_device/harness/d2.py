@@ -118,27 +118,48 @@ def read_setup(script: str, root: str) -> Dict[str, List[str]]:
                 visit_imports(node.body)
 
     visit_imports(tree.body)
+    modules: Dict[str, str] = {}  # names bound by `import x` / `import x.y as z`
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    modules[alias.asname] = alias.name
+                else:
+                    modules.setdefault(alias.name.split(".")[0], alias.name.split(".")[0])
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    # setup() as in detectron2's tools; else any function that calls add_*_config (setup_cfg...)
+    chosen = [n for n in funcs if n.name == "setup"] or [n for n in funcs if n.name.startswith("setup")] or funcs
+    found: List[Tuple[int, int, str]] = []
+    for fn in chosen:
+        visit_imports(fn.body)  # imports inside setup() itself
+        for sub in ast.walk(fn):
+            if not isinstance(sub, ast.Call):
+                continue
+            spec = None
+            if isinstance(sub.func, ast.Name) and _SETUP_CALL.match(sub.func.id):
+                spec = bound.get(sub.func.id)
+                if spec is None:
+                    raise ValueError(f"{script}: {fn.name}() calls {sub.func.id} but the script does not import it")
+            elif (isinstance(sub.func, ast.Attribute) and _SETUP_CALL.match(sub.func.attr)
+                  and isinstance(sub.func.value, ast.Name)):
+                base = sub.func.value.id
+                if base in modules:
+                    spec = f"{modules[base]}:{sub.func.attr}"
+                elif base in bound:  # from pkg import module
+                    spec = f"{bound[base].replace(':', '.')}:{sub.func.attr}"
+                else:
+                    continue
+                if spec.split(":")[0].split(".")[0] in local and spec.split(":")[0] not in imported:
+                    imported.append(spec.split(":")[0])
+            if spec:
+                found.append((sub.lineno, sub.col_offset, spec))
     calls: List[str] = []
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "setup":
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and _SETUP_CALL.match(sub.func.id):
-                    spec = bound.get(sub.func.id)
-                    if spec is None:
-                        raise ValueError(f"{script}: setup() calls {sub.func.id} but the script does not import it")
-                    if spec not in calls:
-                        calls.append(spec)
+    for _, _, spec in sorted(found):
+        if spec not in calls:
+            calls.append(spec)
     if not calls:
         raise ValueError(f"{script}: no setup() calling add_*_config functions; name them with --setup")
-    calls.sort(key=lambda s: _call_position(tree, s.split(":")[1]))
     return {"setup": calls, "imports": imported}
-
-
-def _call_position(tree: ast.AST, name: str) -> Tuple[int, int]:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
-            return node.lineno, node.col_offset
-    return (1 << 30, 0)
 
 
 def _resolve(spec: str) -> Callable:
@@ -193,6 +214,7 @@ def choose_setup(spec: Dict[str, Any]):
             for mod in cand.get("imports", []):
                 importlib.import_module(mod)
             cfg = build_cfg(dict(spec, setup=cand["setup"]))
+            _check_registered(cfg)
             return cfg, cand, rejected
         except Exception as exc:
             if first is None:
@@ -214,6 +236,18 @@ def choose_setup(spec: Dict[str, Any]):
 
 class SetupError(RuntimeError):
     """No candidate set-up accepts the config."""
+
+
+class NotRegistered(KeyError):
+    """The config's meta-architecture is not registered by the imported modules."""
+
+
+def _check_registered(cfg) -> None:
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    name = cfg.MODEL.META_ARCHITECTURE
+    if name not in META_ARCH_REGISTRY:
+        raise NotRegistered(f"MODEL.META_ARCHITECTURE {name!r} is not registered by the modules the script imports")
 
 
 # --------------------------------------------------------------------------
@@ -280,8 +314,8 @@ def num_classes(cfg) -> int:
     return min(v for _, v in counts) if counts else 1
 
 
-_VIDEO_DATASET = re.compile(r"(^|_)(yt_?vis|ytvos|ovis|vipseg|vspw|uvo|burst|mose|davis|lvvis|tao|video|vis)(_|\d|$)",
-                            re.IGNORECASE)
+_VIDEO_DATASET = re.compile(
+    r"yt_?vis|ytvos|ovis|vipseg|vspw|lvvis|video|(^|_)(uvo|burst|mose|davis|tao|vis|vos|vss)(_|\d|$)", re.IGNORECASE)
 
 
 def input_format(cfg, forced: Optional[str] = None) -> Tuple[str, str]:

@@ -324,7 +324,7 @@ def run_project(cfg: ProjectConfig) -> HarnessReport:
     report.config["run_seconds"] = {role: {k: round(v, 1) for k, v in r["seconds"].items()}
                                     for role, r in results.items()}
 
-    _check1(checks[1], results["orig_cpu"])
+    _check1(checks[1], results["orig_cpu"], results.get("orig_virt"))
     _check2(checks[2], fx, all_finite)
     _check3(checks[3], results["orig_virt"], fx, compare)
     _check4(checks[4], results["fixed_virt"], fx, compare)
@@ -395,11 +395,16 @@ def _setup_candidates(cfg: ProjectConfig, orig_dir: str):
     return cands, notes
 
 
+def _file_of(e: Dict[str, str]) -> str:
+    return (e.get("where") or "").split(":")[0]
+
+
 def _same_failure(a: Dict[str, Any], b: Dict[str, Any], keys) -> Optional[Dict[str, str]]:
     for key in keys:
         ea, eb = a["errors"].get(key), b["errors"].get(key)
-        if ea and eb and ea["type"] == eb["type"] and ea["where"] == eb["where"] and not DEVICE_ERROR.search(
-                ea["text"] if ea["type"] != "ModuleNotFoundError" else ""):
+        # the same error in the same file (a fix may move lines, so not the line number)
+        if ea and eb and ea["type"] == eb["type"] and ea["text"] == eb["text"] and _file_of(ea) == _file_of(eb) \
+                and not DEVICE_ERROR.search(ea["text"] if ea["type"] != "ModuleNotFoundError" else ""):
             return dict(ea, stage=key)
     return None
 
@@ -475,11 +480,23 @@ def _fatal(r: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def _check1(check: CheckResult, r: Dict[str, Any]) -> None:
-    """PASS: a path of the original fails on the CPU with a device error; SKIP: the
-    original already runs on the CPU (nothing device-specific to fix on these
-    paths); FAIL: it fails with another error."""
+def _check1(check: CheckResult, r: Dict[str, Any], ref: Optional[Dict[str, Any]] = None) -> None:
+    """PASS: a path of the original fails on the CPU with a device error (or with
+    an error that the same code does not raise under the virtual accelerator, where
+    only the device differs); SKIP: the original already runs on the CPU (nothing
+    device-specific to fix on these paths); FAIL: it fails with another error."""
     fatal = _fatal(r)
+    ref_ok = {p: bool(ref) and not _fatal(ref) and p not in ref["errors"] for p in ("train", "infer")}
+    if fatal and "process" not in r["errors"] and not DEVICE_ERROR.search(fatal) and ref and not _fatal(ref):
+        # it builds under the virtual accelerator and not on the CPU: the device is the difference
+        fatal_key = [k for k in ("setup", "build") if k in r["errors"]]
+        if fatal_key == ["build"]:
+            e = r["errors"]["build"]
+            check.status = PASS
+            check.message = (f"build: {e['text']} (at {e['where']}); the same code builds under the virtual"
+                             " accelerator, so the failure is the device's")
+            check.figures["build"] = {"error": e["text"], "where": e["where"], "device_error": False}
+            return
     problems, seen = [], {}
     if fatal and "process" in r["errors"] or (fatal and not DEVICE_ERROR.search(fatal)):
         check.status, check.message = FAIL, f"the original did not get to run: {fatal}"
@@ -496,8 +513,12 @@ def _check1(check: CheckResult, r: Dict[str, Any]) -> None:
             seen[path] = {"error": None}
             continue
         is_device = bool(DEVICE_ERROR.search(e["text"]))
-        seen[path] = {"error": e["text"], "where": e["where"], "device_error": is_device}
-        if not is_device:
+        by_difference = not is_device and not fatal and ref_ok[path]
+        seen[path] = {"error": e["text"], "where": e["where"], "device_error": is_device,
+                      "runs_under_virtual_accelerator": ref_ok[path]}
+        if by_difference:
+            seen[path]["note"] = "runs under the virtual accelerator: the device is the difference"
+        elif not is_device:
             problems.append(f"{path}: failed, but not with a device error: {e['text']} at {e['where']}")
     check.figures.update(seen)
     check.figures["ran_on_cpu"] = ran
