@@ -278,7 +278,8 @@ def test_real_dvis_daq_one_command(tmp_path):
     assert secs["train"]["compared_tensors"] == 40  # 39 losses and their sum
     assert secs["train_grads"]["compared_tensors"] == 236
     assert "train_input_grads" not in secs  # the frozen segmenter runs under no_grad in training
-    assert secs["infer"]["compared_tensors"] > 0 and secs["saliency"]["compared_tensors"] == 3
+    assert report["config"]["inputs_detail"]["frames"] == 5  # the config's INPUT.SAMPLING_FRAME_NUM
+    assert secs["infer"]["compared_tensors"] > 0 and secs["saliency"]["compared_tensors"] == 5
     assert checks[3]["figures"]["max_abs_diff"] == 0.0
     assert checks[4]["figures"]["mismatches"] == 0
     assert (out / "saliency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
