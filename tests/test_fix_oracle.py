@@ -69,6 +69,8 @@ CALLS: Dict[str, List[str]] = {
         'h = Head(); h.register_buffer("weight", torch.ones(1, device=DEV))\n'
         "a, b, c = h(3)\n(a, b, c)",
         "make(2)",
+        'b = Buffers(); b.register_buffer("weight", torch.ones(1, device=DEV))\n'
+        "e, s = b.fresh()\n(e, shape_only(s))",
     ],
     "DEV004": [
         'm = Model(); m.register_buffer("pixel_mean", torch.zeros(1, device=DEV))\n'
@@ -137,6 +139,8 @@ CALLS: Dict[str, List[str]] = {
     "DEV103": [
         'o = Offline(); o.register_buffer("pixel_mean", torch.zeros(1, device=DEV))\n(o.ids([]), o.ids([3, 1]))',
         "a, b = legacy(3)\n(a, shape_only(b))",
+        "e, s, k, d, a = legacy_forms(torch.arange(6.0).reshape(2, 3))\n"
+        "(e, shape_only(s), shape_only(k), d, a)",
     ],
     "seed": [
         "torch.manual_seed(0)\nc = VideoInstanceCutter().to(DEV)\n"

@@ -204,3 +204,117 @@ def test_fix_left_inside_an_fstring_is_reported_with_its_reason(tmp_path):
     assert "self-documenting f-string field" in out
     assert "Python 3.9-3.11 cannot parse" in out
     assert out.count("(left: ") == 2
+
+
+# ------------------------------------------------------ legacy constructors
+
+import numpy as np  # noqa: E402
+
+from flake8_device.names import LEGACY_CTORS  # noqa: E402
+
+LEGACY_ARGS = [
+    "", "3", "0", "2, 3", "n, 2", "[1, 2, 3]", "[[1, 2], [3, 4]]", "[]", "[1.5, -2.0]", "(2, 3)", "(1,)",
+    "[True, False]", "torch.Size([2, 3])", "torch.Size([])", "x.shape", "x.size()", "x", "y", "seq",
+    "np.array([1, 2])", "np.array([1.0, 2.0], dtype=np.float32)", "np.asarray(a)", "n", "len(seq)",
+    "list(range(4))", "x.tolist()",
+]
+LEGACY_SRC = """\
+import numpy as np
+import torch
+
+
+def make(n, a):
+    x = torch.ones(2, 3)
+    y = x.double()
+    seq = [1, 2, 3]
+    out = torch.{name}({arg})
+    return out, (x, y, a)
+"""
+
+
+def _run_make(text: str):
+    scope: dict = {}
+    exec(compile(text, "<legacy>", "exec"), scope)
+    a = np.array([1.0, 2.0], dtype=np.float32)
+    return scope["make"](3, a)
+
+
+def _shares(t: torch.Tensor, inputs) -> list:
+    if t.numel() == 0:
+        return []
+    p = t.untyped_storage().data_ptr()
+    out = []
+    for i, v in enumerate(inputs):
+        ptr = v.untyped_storage().data_ptr() if isinstance(v, torch.Tensor) else v.__array_interface__["data"][0]
+        out.append(ptr == p)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(sorted(LEGACY_CTORS)), arg=st.sampled_from(LEGACY_ARGS))
+def test_safe_legacy_constructor_fix_keeps_dtype_shape_values_and_aliasing(tmp_path_factory, name, arg):
+    src = LEGACY_SRC.format(name=name, arg=arg)
+    (diag,) = [d for d in check_source(src) if d.code == "DEV103"]
+    try:
+        want, inputs = _run_make(src)
+    except (TypeError, RuntimeError, ValueError):
+        return  # the original fails: nothing to keep
+    if diag.fix is None:
+        assert diag.no_fix_reason
+        return
+    if not diag.fix.safe:
+        assert diag.fix.description  # an unsafe fix says why
+        return
+    fixed, _ = _fix(tmp_path_factory.mktemp("legacy"), src)
+    assert fixed != src
+    got, _ = _run_make(fixed)
+    assert got.dtype == want.dtype and got.shape == want.shape, (arg, fixed)
+    if "torch.empty(" not in fixed:
+        assert torch.equal(got, want), (arg, fixed)
+    assert _shares(got, inputs) == _shares(want, inputs), (arg, fixed)
+    assert got.requires_grad == want.requires_grad
+
+
+@pytest.mark.parametrize("name", sorted(LEGACY_CTORS))
+def test_no_argument_legacy_constructor_is_an_empty_1d_tensor(tmp_path, name):
+    src = f"import torch\n\n\ndef f():\n    return torch.{name}()\n"
+    fixed, _ = _fix(tmp_path, src)
+    assert f"torch.empty(0, dtype={LEGACY_CTORS[name]})" in fixed
+    scope: dict = {}
+    exec(compile(fixed, "<fixed>", "exec"), scope)
+    got, want = scope["f"](), getattr(torch, name)()
+    assert (got.dtype, got.shape) == (want.dtype, want.shape)
+
+
+def test_legacy_constructor_of_a_tensor_is_an_alias_and_gets_no_fix():
+    src = "import torch\n\n\ndef f():\n    x = torch.ones(2)\n    return torch.Tensor(x)\n"
+    (diag,) = [d for d in check_source(src) if d.code == "DEV103"]
+    assert diag.fix is None and "alias" in diag.no_fix_reason
+
+
+def test_guessed_data_argument_says_it_may_be_an_alias():
+    src = "import torch\n\n\ndef f(g):\n    return torch.Tensor(g())\n"
+    (diag,) = [d for d in check_source(src) if d.code == "DEV103"]
+    assert not diag.fix.safe and "alias" in diag.fix.description
+
+
+@pytest.mark.parametrize("arg", ["torch.Size([2, 3])", "x.shape", "x.size()"])
+def test_legacy_constructor_of_a_shape_keeps_the_shape(tmp_path, arg):
+    src = f"import torch\n\n\ndef f():\n    x = torch.ones(2, 3)\n    return torch.Tensor({arg}).to('cuda')\n"
+    (diag,) = [d for d in check_source(src) if d.code == "DEV103"]
+    assert diag.fix is not None
+    fixed, _ = _fix(tmp_path, src, "--unsafe-fixes")
+    assert f"torch.empty({arg}" in fixed
+    scope: dict = {}
+    exec(compile(fixed, "<fixed>", "exec"), scope)
+    assert scope["f"]().shape == (2, 3)
+
+
+def test_cuda_typed_constructor_without_arguments(tmp_path):
+    src = "import torch\n\n\ndef f(device):\n    x = torch.ones(1, device=device)\n    return torch.cuda.LongTensor(), x\n"
+    fixed, _ = _fix(tmp_path, src, "--unsafe-fixes")
+    assert "torch.empty(0, dtype=torch.int64, device=" in fixed
+    scope: dict = {}
+    exec(compile(fixed, "<fixed>", "exec"), scope)
+    got, _ = scope["f"]("cpu")
+    assert (got.dtype, got.shape) == (torch.int64, (0,))

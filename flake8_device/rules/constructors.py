@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from ..diagnostics import Fix, ReplaceNode, RewriteCall, Span
+from ..diagnostics import Fix, ReplaceNode, Span
 from ..names import LEGACY_CTORS
 from .common import device_fix, receiver_roots
 
@@ -75,15 +75,15 @@ def check_cuda_typed(ck, node: ast.Call, qual: str) -> None:
     dtype = LEGACY_CTORS[name]
     target = _legacy_target(ck, node, name)
     choice = ck.infer_device(node, allow_new_device=True)
-    if target is None:
-        fix, why = None, "typed constructor with keyword or unusual arguments; rewrite it by hand"
+    if isinstance(target, str):
+        fix, why = None, target
     elif choice is None:
         fix, why = None, "no device source in scope (no self.device, device variable or tensor to follow)"
     else:
-        func, data_safe = target
-        op = RewriteCall(Span.of(node), Span.of(node), (("dtype", dtype), ("device", choice.expr)), func)
-        fix, why = Fix((op,), data_safe and choice.safe and choice.add_property_to is None,
-                       f"use {func}(..., dtype={dtype}, device={choice.expr}): {choice.reason}"), None
+        op = target.op(node, node, (("dtype", dtype), ("device", choice.expr)))
+        note = f"; {target.note}" if target.note else ""
+        fix, why = Fix((op,), target.safe and choice.safe and choice.add_property_to is None,
+                       f"use {target.func}(..., dtype={dtype}, device={choice.expr}): {choice.reason}{note}"), None
     ck.report("DEV003", node, f"{qual}() only exists on CUDA; use torch.tensor(..., dtype={dtype}, "
                               "device=...)", fix, why)
 

@@ -245,58 +245,106 @@ def _count_like(node: ast.AST) -> bool:
         name == w or name.endswith("_" + w) or name.startswith(w + "_") for w in _COUNT_WORDS)
 
 
-def _legacy_target(ck, factory: ast.Call, name: str):
-    """(func, safe) for rewriting a legacy constructor.
+@dataclass(frozen=True)
+class LegacyTarget:
+    """How a legacy constructor call is rewritten: ``func`` (``torch.tensor`` or
+    ``torch.empty``), whether that is certain (``safe``), why not (``note``), and
+    ``empty``: no arguments, so the call becomes ``func(0, ...)``."""
 
-    A single argument is data (``torch.tensor``) when it is a list, tuple or
-    comprehension, or a name with collection-only evidence (built as a list,
-    iterated, passed to ``len``); it is a size (``torch.empty``) when it is an
-    integer by its form (``3``, ``len(x)``, ``x.shape[0]``, a name bound to
-    one).  Anything else is guessed (unsafe): a name, attribute or arithmetic
-    as a size, as ``torch.Tensor(out_channels)`` almost always is; any other
-    call as data.
+    func: str
+    safe: bool
+    note: str = ""
+    empty: bool = False
+
+    def op(self, outer: ast.AST, factory: ast.AST, keywords) -> "RewriteCall | ReplaceNode":
+        if self.empty:
+            text = ", ".join(["0", *(f"{k}={v}" for k, v in keywords)])
+            return ReplaceNode(Span.of(outer), f"{self.func}({text})")
+        return RewriteCall(Span.of(outer), Span.of(factory), tuple(keywords), self.func)
+
+
+# torch.Tensor(t) of a tensor is not a copy: it shares t's storage and keeps t's dtype and requires_grad.
+ALIAS = ("if the argument is a tensor, {name}(t) is an alias of it (same storage, same dtype), "
+         "where torch.tensor(t) copies")
+_GUESSED = "guessed whether the argument is data or a size"
+# NumPy calls that return a new array (torch.Tensor of a float32 array shares its memory, torch.tensor copies;
+# nobody else holds a new array, so the difference cannot be seen).
+_NUMPY_NEW = frozenset({"array", "zeros", "ones", "full", "arange", "linspace", "eye", "stack", "concatenate",
+                        "random.rand", "random.randn", "random.randint", "random.uniform", "random.normal"})
+
+
+def _is_size_value(ck, a: ast.AST) -> bool:
+    """``torch.Size(...)``, ``x.shape``, ``x.size()``: a shape, which legacy constructors read as sizes."""
+    if isinstance(a, ast.Attribute):
+        return a.attr == "shape"
+    if isinstance(a, ast.Call):
+        if ck.resolve(a.func) == "torch.Size":
+            return True
+        return isinstance(a.func, ast.Attribute) and a.func.attr == "size" and not a.args and not a.keywords
+    return False
+
+
+def _legacy_target(ck, factory: ast.Call, name: str):
+    """A :class:`LegacyTarget` for rewriting a legacy constructor, or the reason there is none (a str).
+
+    No argument: ``torch.empty(0, ...)`` (shape ``(0,)``).  A single argument
+    is data (``torch.tensor``) when it is a list, tuple or comprehension, or a
+    name with collection-only evidence (built as a list, iterated, passed to
+    ``len``); it is a size (``torch.empty``) when it is an integer by its form
+    (``3``, ``len(x)``, ``x.shape[0]``, a name bound to one) or a shape
+    (``torch.Size(...)``, ``x.shape``, ``x.size()``).  A tensor is neither:
+    the constructor returns an alias of it, so there is no fix.  Anything else
+    is guessed (unsafe): a name, attribute or arithmetic as a size, as
+    ``torch.Tensor(out_channels)`` almost always is; any other call as data.
     """
     torch = ck.torch_name() or "torch"
     args = factory.args
+    alias = ALIAS.format(name=f"{torch}.{name}")
     if factory.keywords:
-        return None
+        return "legacy constructor with keyword arguments; rewrite it by hand"
     if any(isinstance(a, ast.Starred) for a in args):
         # ``torch.Tensor(c, *kernel_size)``: unpacked sizes
-        return (f"{torch}.empty", False) if len(args) > 1 else None
+        if len(args) > 1:
+            return LegacyTarget(f"{torch}.empty", False, "the unpacked arguments are guessed to be sizes")
+        return "legacy constructor with unpacked arguments; rewrite it by hand"
     if not args:
-        return f"{torch}.empty", True
+        return LegacyTarget(f"{torch}.empty", True, empty=True)
     func = ck.current_function()
     if len(args) == 1:
         a = args[0]
-        if isinstance(a, (ast.List, ast.ListComp, ast.Tuple)) and not (
-            isinstance(a, ast.Tuple) and all(isinstance(e, ast.Constant) and isinstance(e.value, int) for e in a.elts)
-        ):
-            return f"{torch}.tensor", True
+        if isinstance(a, (ast.List, ast.ListComp, ast.Tuple)):
+            return LegacyTarget(f"{torch}.tensor", True)
         int_names = func.int_names if func is not None else set()
-        if is_int_expr(a, int_names):
-            return f"{torch}.empty", True
+        if is_int_expr(a, int_names) or _is_size_value(ck, a):
+            return LegacyTarget(f"{torch}.empty", True)
         if isinstance(a, ast.Name) and func is not None and a.id in func.list_names:
-            return f"{torch}.tensor", True
+            return LegacyTarget(f"{torch}.tensor", True)
         if isinstance(a, ast.Name) and func is not None and a.id in func.tensor_names:
-            return f"{torch}.tensor", False  # copies a tensor or storage: same values
+            return (f"`{a.id}` is a tensor: {torch}.{name}({a.id}) is an alias of it (same storage, same dtype), "
+                    "not a copy; rewrite it by hand")
         if isinstance(a, ast.Call):
             q = ck.resolve(a.func) or ""
-            if q.startswith(("numpy.", "np.")) or q in ("list", "tuple") or (
-                isinstance(a.func, ast.Attribute) and a.func.attr == "tolist"
-            ):
-                return f"{torch}.tensor", True
-            return f"{torch}.tensor", False  # a call's result: guessed to be data
+            if q.startswith(("numpy.", "np.")):
+                short = q.split(".", 1)[1]
+                if short in _NUMPY_NEW:
+                    return LegacyTarget(f"{torch}.tensor", True)
+                return LegacyTarget(f"{torch}.tensor", False, f"{torch}.{name}() of a NumPy array may share its "
+                                                              "memory, torch.tensor copies it")
+            if q in ("list", "tuple") or (isinstance(a.func, ast.Attribute) and a.func.attr == "tolist"):
+                return LegacyTarget(f"{torch}.tensor", True)
+            return LegacyTarget(f"{torch}.tensor", False, f"{_GUESSED}; {alias}")  # a call's result
         if isinstance(a, ast.BinOp) or (isinstance(a, (ast.Name, ast.Attribute)) and _count_like(a)):
-            return f"{torch}.empty", False  # an integer variable means a size
-        return f"{torch}.tensor", False
+            return LegacyTarget(f"{torch}.empty", False, _GUESSED)  # an integer variable means a size
+        return LegacyTarget(f"{torch}.tensor", False, f"{_GUESSED}; {alias}")
     if all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in args):
-        return f"{torch}.empty", True
+        return LegacyTarget(f"{torch}.empty", True)
     if all(isinstance(a, (ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.BinOp, ast.Call))
            for a in args):
         int_names = func.int_names if func is not None else set()
         # several arguments are sizes unless one is a tensor
-        return f"{torch}.empty", all(is_int_expr(a, int_names) for a in args)
-    return None
+        safe = all(is_int_expr(a, int_names) for a in args)
+        return LegacyTarget(f"{torch}.empty", safe, "" if safe else _GUESSED)
+    return "legacy constructor with unusual arguments; rewrite it by hand"
 
 
 _FLOAT_DTYPES = frozenset({"torch.float32", "torch.float64", "torch.float16", "torch.bfloat16"})
@@ -396,13 +444,13 @@ def _build_fix(ck, outer, factory, kind, name, steps):
             safe = False
             notes.append(f"torch.{name}() then computes in the target dtype directly")
     if kind == "legacy":
-        target = _legacy_target(ck, factory, name)
-        if target is None:
-            return None, "legacy constructor with keyword or unusual arguments; rewrite it by hand"
-        func_name, data_safe = target
-        if not data_safe:
+        legacy = _legacy_target(ck, factory, name)
+        if isinstance(legacy, str):
+            return None, legacy
+        func_name = legacy.func
+        if not legacy.safe:
             safe = False
-            notes.append("guessed whether the argument is data or a size")
+            notes.append(legacy.note)
         dtype = LEGACY_CTORS[name]
     elif name == "from_numpy":
         func_name = f"{ck.torch_name() or 'torch'}.as_tensor"
@@ -428,7 +476,10 @@ def _build_fix(ck, outer, factory, kind, name, steps):
         keywords.append(("dtype", dtype))
     if dev_expr is not None:
         keywords.append(("device", dev_expr))
-    op = RewriteCall(Span.of(outer), Span.of(factory), tuple(keywords), func_name)
+    if kind == "legacy":
+        op = legacy.op(outer, factory, keywords)
+    else:
+        op = RewriteCall(Span.of(outer), Span.of(factory), tuple(keywords), func_name)
     return Fix(tuple(extra_ops) + (op,), safe, "; ".join(notes)), None
 
 
@@ -444,12 +495,13 @@ def check_factory(ck, node: ast.Call, qual: str) -> None:
     name = qual[len("torch."):]
     if name in LEGACY_CTORS:
         target = _legacy_target(ck, node, name)
-        if target is None:
-            fix, why = None, "legacy constructor with keyword or unusual arguments; rewrite it by hand"
+        if isinstance(target, str):
+            fix, why = None, target
         else:
-            func_name, data_safe = target
-            op = RewriteCall(Span.of(node), Span.of(node), (("dtype", LEGACY_CTORS[name]),), func_name)
-            fix, why = Fix((op,), data_safe, f"use {func_name}(..., dtype={LEGACY_CTORS[name]})"), None
+            dtype = LEGACY_CTORS[name]
+            op = target.op(node, node, (("dtype", dtype),))
+            desc = f"use {target.func}({'0, ' if target.empty else '...,'} dtype={dtype})"
+            fix, why = Fix((op,), target.safe, f"{desc}: {target.note}" if target.note else desc), None
         ck.report("DEV103", node, _legacy_msg(ck, node, name, None), fix, why)
         return
     if name not in FACTORIES or name in FACTORIES_WITH_TENSOR_INPUT:
