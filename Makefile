@@ -4,7 +4,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: bootstrap harness harness-daq test lint
+.PHONY: bootstrap harness harness-daq harness-m2f test lint
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -17,6 +17,13 @@ harness: bootstrap
 DAQ ?= ../shared/realworld/DVIS_DAQ
 harness-daq: bootstrap
 	$(VENV)/bin/flake8-device-harness --project $(DAQ) --config configs/dvis_daq/ytvis19/DAQ_Online_R50.yaml --out out/daq
+
+# Upstream Mask2Former (a video and an image config, the plain command each;
+# with your own clone, give it as M2F=...; docs/harness.md).
+M2F ?= ../shared/realworld/Mask2Former
+harness-m2f: bootstrap
+	$(VENV)/bin/flake8-device-harness --project $(M2F) --config configs/youtubevis_2019/video_maskformer2_R50_bs16_8ep.yaml --out out/m2f-video
+	$(VENV)/bin/flake8-device-harness --project $(M2F) --config configs/coco/instance-segmentation/maskformer2_R50_bs16_50ep.yaml --out out/m2f-coco
 
 test: bootstrap
 	$(PY) -m pytest -q

@@ -155,6 +155,7 @@ def test_the_setup_script_is_the_one_that_accepts_the_config(clipnet):
     assert c["setup_from"] == "train_net_video.py"
     assert [r["script"] for r in c["setups_rejected"]] == ["train_net.py"]
     assert "Non-existent config key" in c["setups_rejected"][0]["error"]
+    assert "`train_net.py` rejected the config" in (clipnet["out"] / "report.md").read_text()
 
 
 def test_scripts_under_projects_are_candidates(tmp_path):

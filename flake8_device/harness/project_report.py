@@ -52,7 +52,10 @@ def write_project_markdown(report: HarnessReport, path: str) -> None:
                  f" `{_esc(os.path.join(c['out'], 'project'))}` (`original/`, `fixed/`)")
     lines.append(f"- config: `{_esc(c['config_file'])}`" + (f" with `{' '.join(c['opts'])}`" if c.get("opts") else "")
                  + f"; set up by {', '.join('`' + s + '`' for s in c.get('setup_functions', []))}"
-                 f" (read from `{_esc(c.get('setup_from'))}`); registering imports:"
+                 f" (read from `{_esc(c.get('setup_from'))}`"
+                 + "".join(f"; `{_esc(r['script'])}` rejected the config: {_esc(r['error'])}"
+                           for r in c.get("setups_rejected") or [])
+                 + "); registering imports:"
                  f" {', '.join('`' + s + '`' for s in c.get('registering_imports', []))}")
     if model:
         lines.append(f"- model: `{model.get('class')}` (`MODEL.META_ARCHITECTURE` = `{fxf.get('meta_architecture')}`),"
