@@ -248,6 +248,8 @@ def test_a_missing_package_is_a_setup_failure_that_names_what_to_install(tmp_pat
     assert rc == 1 and "SETUP FAILED" in text and "could not run the model" in text
     assert "missing package 'panopticapi_absent_here': pip install panopticapi_absent_here" in text
     assert not any(c["status"] == "FAIL" for c in report["checks"])
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "Nothing is proven either way" in md and "already runs on this CPU" not in md
 
 
 def test_known_packages_are_named_by_their_index_name():

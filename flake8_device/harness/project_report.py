@@ -232,6 +232,10 @@ def _details(checks, facts) -> List[str]:
 
 def _claims(checks, facts, report) -> List[str]:
     out: List[str] = []
+    if report.setup_error:
+        return [f"- **Nothing is proven either way.** {_esc(report.setup_error)}", "- No check was judged: a run"
+                " that cannot be set up says nothing about the fix. Fix the set-up as the message says and run"
+                " again."]
     st = {cid: k.status for cid, k in checks.items()}
     if st.get(1) == SKIP:
         out.append("- The unmodified original already runs on this CPU on these paths (check 1 SKIP): there was"
