@@ -33,6 +33,7 @@ from . import add_noqa, output
 
 from .config import ConfigError, Settings, load_settings, normalize_pattern, split_list
 from .diagnostics import Diagnostic
+from .discovery import GitIgnore, is_virtualenv
 from .lines import split_lines
 from .noqa import NoqaMap
 from .options import Options
@@ -48,35 +49,76 @@ REASON_ROUNDS = "fixes did not settle within {n} rounds"
 # --- discovering files ----------------------------------------------------
 
 
-def iter_python_files(
-    paths: Sequence[str], settings: Settings, on_error: Optional[Callable[[str], None]] = None
-) -> Iterator[str]:
-    """Files named on the command line, and *.py files under named folders.
+PYTHON_SUFFIXES = (".py", ".pyi")
 
-    Folders and files matching the exclude patterns are skipped while
-    walking; a file named explicitly is skipped too when it matches (as
-    flake8 does).  A folder that cannot be listed is passed to ``on_error``
-    as a one-line message (the command exits 2), never skipped silently.
-    Symlinked folders are not followed.
+
+def iter_python_files(
+    paths: Sequence[str],
+    settings: Settings,
+    on_error: Optional[Callable[[str], None]] = None,
+    *,
+    respect_gitignore: bool = True,
+    force_exclude: bool = False,
+) -> Iterator[str]:
+    """Files named on the command line, and ``*.py``/``*.pyi`` files under named folders.
+
+    Ruff's rules: while walking a folder, entries matching the exclude
+    patterns, folders holding ``pyvenv.cfg`` (virtual environments) and,
+    inside a git work tree, what git ignores (``respect_gitignore``) are
+    skipped.  A path named on the command line, file or folder, is always
+    checked (a named folder is walked), unless ``force_exclude`` applies the
+    same tests to it and the folders above it.  Each file is yielded once
+    (by its real path), under the first name it was reached by.  A folder
+    that cannot be listed is passed to ``on_error`` as a one-line message
+    (the command exits 2), never skipped silently.  Symlinked folders are
+    not followed.
     """
+    ignore = GitIgnore() if respect_gitignore else None
+    seen = set()
 
     def walk_error(exc: OSError) -> None:
         if on_error is not None:
             on_error(f"{exc.filename or '?'}: cannot read directory: {exc.strerror or exc}")
 
+    def skipped_folder(full: str) -> bool:
+        return (settings.is_excluded(full) or is_virtualenv(full)
+                or (ignore is not None and ignore.ignored(full, True)))
+
+    def skipped_file(full: str) -> bool:
+        return settings.is_excluded(full) or (ignore is not None and ignore.ignored(full, False))
+
+    def forced_out(path: str) -> bool:
+        if _excluded_name(path, settings):
+            return True
+        current = os.path.abspath(path)
+        is_dir = os.path.isdir(current)
+        while True:
+            if (is_dir and is_virtualenv(current)) or (ignore is not None and ignore.ignored(current, is_dir)):
+                return True
+            parent = os.path.dirname(current)
+            if parent == current:
+                return False
+            current, is_dir = parent, True
+
+    def once(path: str) -> bool:
+        key = os.path.realpath(path)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
     for path in paths:
+        if force_exclude and forced_out(path):
+            continue
         if os.path.isdir(path):
-            if settings.is_excluded(path) and os.path.abspath(path) != os.path.abspath("."):
-                continue
             for root, dirs, files in os.walk(path, onerror=walk_error):
-                dirs[:] = sorted(d for d in dirs if not settings.is_excluded(os.path.join(root, d)))
+                dirs[:] = sorted(d for d in dirs if not skipped_folder(os.path.join(root, d)))
                 for name in sorted(files):
                     full = os.path.join(root, name)
-                    if name.endswith(".py") and not settings.is_excluded(full):
+                    if name.endswith(PYTHON_SUFFIXES) and not skipped_file(full) and once(full):
                         yield full
-        else:
-            if not settings.is_excluded(path):
-                yield path
+        elif once(path):
+            yield path
 
 
 def given_roots(paths: Sequence[str]) -> List[str]:
@@ -413,6 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--per-file-ignores", metavar="MAP", help="'pattern:CODES ...' pairs, as in flake8")
     sel.add_argument("--exclude", metavar="PATTERNS", help="replace the exclude patterns")
     sel.add_argument("--extend-exclude", metavar="PATTERNS", help="add exclude patterns")
+    sel.add_argument("--respect-gitignore", action=argparse.BooleanOptionalAction, default=True,
+                     help="inside a git work tree, skip what .gitignore and .git/info/exclude ignore "
+                          "(default; --no-respect-gitignore checks it too)")
+    sel.add_argument("--force-exclude", action=argparse.BooleanOptionalAction, default=False,
+                     help="apply the excludes and .gitignore to paths named on the command line too "
+                          "(for pre-commit, which names every file)")
     sel.add_argument("--disable-noqa", action="store_true", help="ignore # noqa comments")
     dev = p.add_argument_group("devices")
     dev.add_argument("--device-expr", metavar="EXPR",
@@ -755,7 +803,9 @@ def main(
         for path in paths:
             if not os.path.lexists(path):
                 fail(f"{path}: no such file or directory")
-        for path in iter_python_files([p for p in paths if os.path.lexists(p)], settings, on_error=fail):
+        for path in iter_python_files([p for p in paths if os.path.lexists(p)], settings, on_error=fail,
+                                      respect_gitignore=args.respect_gitignore,
+                                      force_exclude=args.force_exclude):
             yield path, None
 
     for path, given in jobs():

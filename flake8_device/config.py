@@ -23,8 +23,10 @@ from .options import DEFAULT_ACCELERATORS, Options
 
 CONFIG_CANDIDATES = ("setup.cfg", "tox.ini", ".flake8")
 
-# flake8's default excludes, plus the virtual-environment and build folders
-# that are never worth rewriting.
+# flake8's default excludes, plus the virtual-environment, build, cache and
+# third-party folders of Ruff's default excludes: code that is never worth
+# rewriting.  (A folder holding pyvenv.cfg is skipped whatever its name, see
+# flake8_device.discovery.)
 DEFAULT_EXCLUDE: Tuple[str, ...] = (
     ".svn",
     "CVS",
@@ -39,6 +41,21 @@ DEFAULT_EXCLUDE: Tuple[str, ...] = (
     ".venv",
     "venv",
     "build",
+    ".direnv",
+    ".git-rewrite",
+    ".ipynb_checkpoints",
+    ".mypy_cache",
+    ".pants.d",
+    ".pyenv",
+    ".pytest_cache",
+    ".pytype",
+    ".ruff_cache",
+    "__pypackages__",
+    "_build",
+    "buck-out",
+    "dist",
+    "node_modules",
+    "site-packages",
 )
 
 ALL_CODES_PREFIX = "DEV"
