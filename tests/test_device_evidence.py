@@ -489,3 +489,40 @@ def test_record_stream_helper_of_the_users_class_is_not_the_tensor_method():
 
 def test_choices_carry_their_evidence():
     assert {e.name for e in Evidence} >= {"TORCH_DEVICE", "DEVICE_ATTR", "DEVICE_STRING", "ANNOTATION", "GUESS"}
+
+
+def test_string_keyword_falls_back_to_the_availability_test_without_evidence():
+    src = """\
+    import torch
+
+
+    class P:
+        def __init__(self, cfg):
+            self.device = cfg.MODEL.DEVICE
+
+        def load(self, f):
+            return torch.load(f, map_location="cuda")
+
+
+    def g(f, device):
+        return torch.load(f, map_location="cuda")
+    """
+    for line in (9, 13):
+        d = at(src, "DEV004", line)
+        assert texts(d) == [AVAIL] and d.fix.safe
+
+
+def test_self_device_set_to_a_device_string_is_not_given_type():
+    src = """\
+    import torch
+
+
+    class P:
+        def __init__(self):
+            self.device = "cpu"
+
+        def load(self, f):
+            return torch.load(f, map_location="cuda")
+    """
+    d = at(src, "DEV004", 9)
+    assert texts(d) == ["self.device"] and d.fix.safe

@@ -37,8 +37,11 @@ def check_call_keywords(ck, node: ast.Call) -> None:
         ck.handled.add(id(k.value))
         dev_type, plain = lit
         fix, why = device_fix(ck, node, k.value, plain, set(), as_string=isinstance(k.value, ast.Constant))
-        if fix is None:
-            fix, why = _fallback(ck, k.value, dev_type, plain, why)
+        if fix is None or not fix.safe:
+            # a device without evidence (a label, a bare parameter): the availability test is safe
+            fallback, fallback_why = _fallback(ck, k.value, dev_type, plain, why)
+            if fallback is not None and fallback.safe or fix is None:
+                fix, why = fallback, fallback_why
         ck.report("DEV004", k.value, f"accelerator device {ck.src(k.value)} passed as {k.arg}=; "
                                      "pass the device of the model or the data", fix, why)
 
