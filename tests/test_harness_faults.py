@@ -307,3 +307,19 @@ def test_a_setup_that_does_not_register_the_model_is_rejected(tmp_path):
                            {"script": "train_video.py", "setup": [], "imports": []}]}
     with pytest.raises(d2.SetupError, match="NoSuchArchHere.*not registered.*--setup-script"):
         d2.choose_setup(spec)
+
+
+def test_a_model_that_does_not_take_the_format_the_datasets_suggest_gets_the_other(tmp_path):
+    # a video model pre-trained on an image dataset (as VITA on COCO, through a clip mapper)
+    root = tmp_path / "p"
+    shutil.copytree(PROJECTS / "clipnet", root)
+    cfg = root / "configs" / "clip4.yaml"
+    cfg.write_text(cfg.read_text().replace("ytvis_2019_train", "coco_2017_train").replace("ytvis_2019_val", "coco_2017_val"))
+    rc, text, progress = _run("--project", str(root), "--config", "configs/clip4.yaml", "--out", str(tmp_path / "o"),
+                              "--size", "32x32", "--no-figure", "-q")
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rc == 0, text
+    assert report["config"]["input_format"] == "video"
+    assert "did not take image inputs" in report["config"]["input_format_from"]
+    assert {f["input_format"] for f in report["config"]["facts"].values()} == {"video"}  # every run alike
+    assert report["config"]["inputs_detail"]["frames"] == 4

@@ -683,13 +683,16 @@ def run(spec: Dict[str, Any]) -> Dict[str, Any]:
                                registering_imports=list(cand.get("imports", [])), setups_rejected=rejected)
         result["seconds"]["import"] = time.perf_counter() - t0
         fmt, fmt_why = input_format(cfg, spec.get("input_format"))
+        if spec.get("input_format_why"):
+            fmt_why = spec["input_format_why"]
         frames = spec.get("frames")
         size = input_size(cfg, int(frames) if frames else None, int(spec["height"]), int(spec["width"]), fmt)
         classes = num_classes(cfg)
         result["facts"].update(size=size, num_classes=classes, class_counts=dict(_class_counts(cfg.MODEL)),
                                meta_architecture=cfg.MODEL.META_ARCHITECTURE, model_device=cfg.MODEL.DEVICE,
                                config_frames=config_frames(cfg), input_format=fmt, input_format_from=fmt_why)
-        inputs_of = lambda: make_inputs(size, classes, int(spec["seed"]), cfg)  # noqa: E731
+        current = {"size": size}
+        inputs_of = lambda: make_inputs(current["size"], classes, int(spec["seed"]), cfg)  # noqa: E731
         if spec.get("virtual"):
             from ..virtual import virtual_device
 
@@ -724,7 +727,9 @@ def run(spec: Dict[str, Any]) -> Dict[str, Any]:
             t0 = time.perf_counter()
             with ctx:
                 try:
-                    if path == "train":
+                    if path == "train" and (spec.get("input_format") or "auto") == "auto":
+                        _train_either_format(model, inputs_of, spec, result, cfg, current, root)
+                    elif path == "train":
                         _train(model, inputs_of, spec, result)
                     elif path == "infer":
                         _infer(model, inputs_of, spec, result)
@@ -817,6 +822,45 @@ def load_shared_state(model, ref) -> None:
     if not missing and not unexpected:
         detail = str(first).splitlines()[-1].strip() if str(first).strip() else "shapes differ"
     raise StateMismatch(f"the shared weights do not load into {type(model).__name__}: {detail}{why}") from first
+
+
+def _train_either_format(model, inputs_of, spec, result, cfg, current, root) -> None:
+    """Training in the format the config points to; when the model does not take it
+    (an error that is not a device error), the other format (image <-> video) once.
+    The format that runs is kept for the rest of the process (:func:`run_all`)."""
+    import torch
+
+    from .runner import DEVICE_ERROR
+
+    # a forward that fails half-way may have moved running statistics (BatchNorm):
+    # put them back, so that this run's model is the one the other runs have
+    saved = [(b, b.detach().clone()) for _, b in model.named_buffers()]
+    try:
+        _train(model, inputs_of, spec, result)
+        return
+    except Exception as exc:
+        first = exc
+        if DEVICE_ERROR.search(f"{type(exc).__name__}: {exc}"):
+            raise
+    with torch.no_grad():
+        for b, v in saved:
+            if b.shape == v.shape:
+                b.copy_(v)
+    del saved
+    facts = result["facts"]
+    size = current["size"]
+    other = "image" if size["format"] == "video" else "video"
+    frames = spec.get("frames")
+    current["size"] = input_size(cfg, int(frames) if frames else None, int(spec["height"]), int(spec["width"]), other)
+    try:
+        _train(model, inputs_of, spec, result)
+    except Exception:
+        current["size"] = size  # neither runs: the first format and its error stand
+        raise first
+    e = _error(first, root)
+    facts.update(size=current["size"], input_format=other, input_format_from=(
+        f"{other} inputs, because the model did not take {size['format']} inputs ({facts.get('input_format_from')}):"
+        f" {e['text']} at {e['where']}"))
 
 
 def _train(model, inputs_of, spec, result) -> None:
@@ -969,6 +1013,10 @@ def run_all(spec: Dict[str, Any]) -> List[Dict[str, Any]]:
     for one in spec.get("runs") or [{}]:
         merged = dict(shared)
         merged.update(one)
+        if results and results[0].get("facts", {}).get("input_format") and (spec.get("input_format") or "auto") == "auto":
+            # every run of the process takes the inputs the first one settled on
+            merged["input_format"] = results[0]["facts"]["input_format"]
+            merged["input_format_why"] = results[0]["facts"].get("input_format_from")
         try:
             results.append(run(merged))
         except Exception as exc:  # a harness bug: still leave a result that says so
