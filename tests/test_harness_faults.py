@@ -323,3 +323,34 @@ def test_a_model_that_does_not_take_the_format_the_datasets_suggest_gets_the_oth
     assert "did not take image inputs" in report["config"]["input_format_from"]
     assert {f["input_format"] for f in report["config"]["facts"].values()} == {"video"}  # every run alike
     assert report["config"]["inputs_detail"]["frames"] == 4
+
+
+def test_read_setup_resolves_config_functions_the_script_defines(tmp_path):
+    (tmp_path / "train_net.py").write_text(textwrap.dedent('''
+        from detectron2.projects.deeplab import add_deeplab_config
+
+        def add_local_config(cfg):
+            cfg.MODEL.LOCAL = 1
+
+        def setup(args):
+            cfg = get_cfg()
+            add_deeplab_config(cfg)
+            add_local_config(cfg)
+            return cfg
+
+        if __name__ == "__main__":
+            raise SystemExit("not imported as a script")
+    '''))
+    found = d2.read_setup(str(tmp_path / "train_net.py"), str(tmp_path))
+    assert found["setup"] == ["detectron2.projects.deeplab:add_deeplab_config", "train_net:add_local_config"]
+
+
+def test_flatten_walks_object_arrays_and_skips_strings():
+    import numpy as np
+
+    from flake8_device.harness.tensors import flatten
+
+    rle = np.array([{"size": [2, 2], "counts": b"abc"}, {"size": [2, 2], "counts": b"de"}], dtype=object)
+    out = flatten({"rle": rle, "s": np.array(["a", "b"])}, "out", scalars=True)
+    assert [n for n, _ in out] == ["out['rle'][0]['size'][0]", "out['rle'][0]['size'][1]",
+                                   "out['rle'][1]['size'][0]", "out['rle'][1]['size'][1]"]

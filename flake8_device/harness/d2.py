@@ -127,6 +127,8 @@ def read_setup(script: str, root: str) -> Dict[str, List[str]]:
                 else:
                     modules.setdefault(alias.name.split(".")[0], alias.name.split(".")[0])
     funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    own = {n.name for n in funcs}
+    script_module = os.path.splitext(os.path.basename(script))[0]
     # setup() as in detectron2's tools; else any function that calls add_*_config (setup_cfg...)
     chosen = [n for n in funcs if n.name == "setup"] or [n for n in funcs if n.name.startswith("setup")] or funcs
     found: List[Tuple[int, int, str]] = []
@@ -138,6 +140,9 @@ def read_setup(script: str, root: str) -> Dict[str, List[str]]:
             spec = None
             if isinstance(sub.func, ast.Name) and _SETUP_CALL.match(sub.func.id):
                 spec = bound.get(sub.func.id)
+                if spec is None and sub.func.id in own:
+                    # defined in the script itself: import the script as a module (its main is guarded)
+                    spec = f"{script_module}:{sub.func.id}"
                 if spec is None:
                     raise ValueError(f"{script}: {fn.name}() calls {sub.func.id} but the script does not import it")
             elif (isinstance(sub.func, ast.Attribute) and _SETUP_CALL.match(sub.func.attr)

@@ -51,7 +51,12 @@ def flatten(obj: Any, prefix: str = "out", scalars: bool = False) -> List[Tuple[
         elif scalars and type(o).__module__ == "numpy" and hasattr(o, "shape"):
             import numpy
 
-            items.append((path, torch.from_numpy(numpy.array(o))))
+            try:
+                items.append((path, torch.from_numpy(numpy.array(o))))
+            except TypeError:  # object or string arrays (RLE-encoded masks...) are not tensors
+                if getattr(o, "dtype", None) == object:
+                    for i, v in enumerate(numpy.asarray(o).ravel().tolist()):
+                        walk(v, f"{path}[{i}]")
         elif isinstance(o, dict):
             for k in sorted(o, key=str):
                 walk(o[k], f"{path}[{k!r}]")
