@@ -20,8 +20,8 @@ def legacy(n):
 
 def legacy_forms(x):
     empty = torch.empty(0, dtype=torch.int64)
-    shaped = torch.empty(torch.Size([2, 3]), dtype=torch.float32)
+    shaped = torch.empty(torch.Size([2, 3]))
     like = torch.empty(x.shape, dtype=torch.int32)
-    data = torch.tensor((2, 3), dtype=torch.float32)
+    data = torch.tensor((2, 3), dtype=torch.get_default_dtype())
     alias = torch.Tensor(x)
     return empty, shaped, like, data, alias

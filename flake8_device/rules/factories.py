@@ -273,6 +273,20 @@ _NUMPY_NEW = frozenset({"array", "zeros", "ones", "full", "arange", "linspace", 
                         "random.rand", "random.randn", "random.randint", "random.uniform", "random.normal"})
 
 
+def _legacy_dtype(ck, name: str, target: "LegacyTarget") -> Optional[str]:
+    """The dtype a rewritten legacy constructor passes (None: none, the default dtype).
+
+    ``torch.Tensor`` follows the default dtype (float64 after
+    ``torch.set_default_dtype(torch.float64)``), as ``torch.empty`` does;
+    ``torch.tensor`` of integers would not, so it gets the default dtype spelt out.
+    """
+    if name != "Tensor":
+        return LEGACY_CTORS[name]
+    if target.func.endswith(".empty"):
+        return None
+    return f"{ck.torch_name() or 'torch'}.get_default_dtype()"
+
+
 def _is_size_value(ck, a: ast.AST) -> bool:
     """``torch.Size(...)``, ``x.shape``, ``x.size()``: a shape, which legacy constructors read as sizes."""
     if isinstance(a, ast.Attribute):
@@ -451,7 +465,7 @@ def _build_fix(ck, outer, factory, kind, name, steps):
         if not legacy.safe:
             safe = False
             notes.append(legacy.note)
-        dtype = LEGACY_CTORS[name]
+        dtype = _legacy_dtype(ck, name, legacy)
     elif name == "from_numpy":
         func_name = f"{ck.torch_name() or 'torch'}.as_tensor"
     extra_ops = []
@@ -498,9 +512,10 @@ def check_factory(ck, node: ast.Call, qual: str) -> None:
         if isinstance(target, str):
             fix, why = None, target
         else:
-            dtype = LEGACY_CTORS[name]
-            op = target.op(node, node, (("dtype", dtype),))
-            desc = f"use {target.func}({'0, ' if target.empty else '...,'} dtype={dtype})"
+            dtype = _legacy_dtype(ck, name, target)
+            op = target.op(node, node, (("dtype", dtype),) if dtype else ())
+            args = ["0" if target.empty else "...", *([f"dtype={dtype}"] if dtype else [])]
+            desc = f"use {target.func}({', '.join(args)})"
             fix, why = Fix((op,), target.safe, f"{desc}: {target.note}" if target.note else desc), None
         ck.report("DEV103", node, _legacy_msg(ck, node, name, None), fix, why)
         return
