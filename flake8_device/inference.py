@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from .diagnostics import Fix, InsertBefore, RewriteCall, Span
 from .facts import DEVICE_PREFIX, DEVICE_STR, MORE_DEVICE_BASES, ClassInfo, FuncInfo, _is_device_name, _walk_shallow, children, \
-    param_defaults
+    param_defaults, returns_tensor
 from .names import AVAILABILITY_EXPR, KNOWN_DEVICE_BASES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -519,6 +519,10 @@ def _candidates(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str], func: 
         yield DeviceChoice(name, f"module-level device `{name}`" + (f" ({why})" if verdict == YES
                                                                      else f" ({why}: unsafe)"),
                            verdict == YES, root=name, evidence=evidence or Evidence.UNKNOWN)
+    # 4b. a tensor this function built on the accelerator before the site
+    choice = _built_on_accelerator(ctx, line, exclude_roots, func)
+    if choice is not None:
+        yield choice
     # 5. a known tensor the value is sized from, then a tensor parameter
     choice = _sized_from_tensor(ctx, at, exclude_roots, func, moved)
     if choice is not None:
@@ -542,6 +546,46 @@ def _candidates(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str], func: 
             n = guessed[0]
             yield DeviceChoice(f"{n}.device", f"`{n}` is used as a tensor (an attribute only tensors have; "
                                "guessed)", False, root=n, evidence=Evidence.GUESS)
+
+
+def _built_on_accelerator(ctx: "RuleContext", line: int, exclude: Set[str],
+                          func: Optional[FuncInfo]) -> Optional[DeviceChoice]:
+    """``a = torch.zeros(n, device="cuda")`` (or ``torch.ones(n).cuda()``) earlier in the function body, on
+    every path (a statement of the body itself), its name bound nowhere else: the site follows ``a.device``,
+    one device expression for the tensors that meet instead of one availability test per site."""
+    if func is None or not isinstance(func.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    bindings = _scope_bindings(ctx, func.node)
+    for stmt in func.node.body:
+        if stmt.end_lineno >= line:
+            break
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Call)):
+            continue
+        name = stmt.targets[0].id
+        if name in exclude or len(bindings.get(name, ())) != 1 or _is_device_name(name):
+            continue
+        call = stmt.value
+        on_accelerator = False
+        if isinstance(call.func, ast.Attribute) and call.func.attr in ("cuda", "to"):
+            args = [*call.args[:1], *[k.value for k in call.keywords if k.arg == "device"]]
+            on_accelerator = (call.func.attr == "cuda" and not call.args) or any(
+                ctx.device_literal(a) is not None for a in args)
+            inner = call.func.value
+            while isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute):
+                inner = inner.func.value
+            call = inner if isinstance(inner, ast.Call) else call
+        q = ctx.resolve(call.func) if isinstance(call, ast.Call) else None
+        if not (q and returns_tensor(q)):
+            continue
+        if not on_accelerator:
+            dev = next((k.value for k in call.keywords if k.arg == "device"), None)
+            on_accelerator = dev is not None and ctx.device_literal(dev) is not None and isinstance(dev, ast.Constant) \
+                and ":" not in dev.value
+        if on_accelerator:
+            return DeviceChoice(f"{name}.device", f"`{name}` was built on the accelerator earlier in this function",
+                                True, root=name, evidence=Evidence.TENSOR)
+    return None
 
 
 def holds_tensors(ctx: "RuleContext", cls: ast.ClassDef, seen: Optional[Set[str]] = None) -> bool:

@@ -271,7 +271,7 @@ SEPARATORS = ["\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"
 def test_line_separators_do_not_shift_lines(here, sep):
     # the separator sits in a comment and in a string: one physical line each
     src = (f"import torch\n# a{sep}b\ns = 'x{sep}y'\n"
-           "def f(x: torch.Tensor):\n"
+           "def f(x: torch.Tensor, z: torch.Tensor):\n"
            "    y = x.to('cuda')  # noqa: DEV001\n"
            "    return torch.zeros(3).to('cuda')\n")
     p = here / "sep.py"
@@ -288,7 +288,8 @@ def test_line_separators_do_not_shift_lines(here, sep):
     assert "@@ -6 +6 @@" in diff.getvalue() or "@@ -3,4 +3,4 @@" in diff.getvalue(), diff.getvalue()
     assert cli.main(["--isolated", "--fix", "sep.py"], stdout=io.StringIO(), stderr=io.StringIO()) == 0
     fixed = p.read_bytes().decode("utf-8")
-    assert fixed == src.replace("torch.zeros(3).to('cuda')", "torch.zeros(3, device=x.device)")
+    # (``x`` is moved by the function itself, so it is not the target device: ``z`` is)
+    assert fixed == src.replace("torch.zeros(3).to('cuda')", "torch.zeros(3, device=z.device)")
 
 
 @pytest.mark.parametrize("sep", SEPARATORS, ids=lambda s: f"U+{ord(s):04X}")

@@ -526,3 +526,53 @@ def test_self_device_set_to_a_device_string_is_not_given_type():
     """
     d = at(src, "DEV004", 9)
     assert texts(d) == ["self.device"] and d.fix.safe
+
+
+FOUR = """\
+import torch
+
+
+def f(n, flag):
+    a = torch.zeros(n, device="cuda")
+    b = torch.ones(n, device="cuda")
+    c = torch.arange(n, device="cuda")
+    if flag:
+        g = torch.ones(n).cuda()
+    e = torch.ones(n).cuda()
+    return a + b + c + e
+"""
+
+
+def test_one_device_expression_per_function_once_a_tensor_is_built_there(tmp_path):
+    for unsafe in (False, True):
+        out = fixed(tmp_path, FOUR, unsafe)
+        assert out.count("torch.cuda.is_available()") == 1, out
+        assert "b = torch.ones(n, device=a.device)" in out and "c = torch.arange(n, device=a.device)" in out
+        assert "e = torch.ones(n, device=a.device)" in out and "DEVICE" not in out
+
+
+def test_a_tensor_built_on_one_path_only_is_not_followed():
+    src = """\
+    import torch
+
+
+    def f(n, flag):
+        if flag:
+            a = torch.zeros(n, device="cuda")
+        return torch.ones(n, device="cuda")
+    """
+    d = at(src, "DEV003", 7)
+    assert texts(d) != ["a.device"]
+
+
+def test_a_tensor_built_on_the_cpu_is_not_followed():
+    src = """\
+    import torch
+
+
+    def f(n):
+        a = torch.zeros(n)
+        return a, torch.ones(n, device="cuda")
+    """
+    d = at(src, "DEV003", 6)
+    assert texts(d) == [AVAIL]

@@ -98,6 +98,17 @@ SIZES = [1, 2,
 def f(x):
     return x.cuda() + torch.tensor(SIZES).cuda()
 """, ["f(torch.arange(3))"]),
+    "one_device": ("""\
+import torch
+
+
+def f(n):
+    a = torch.zeros(n, device="cuda")
+    b = torch.ones(n, device="cuda")
+    c = torch.arange(n, device="cuda")
+    e = torch.ones(n).cuda()
+    return a + b + c + e, torch.load(PATHS["tensor"], map_location="cuda")
+""", ["f(3)"]),
     "guessed": ("""\
 import torch
 
