@@ -478,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not print, under each diagnostic, which device its fix uses and why")
     out.add_argument("--show-source", action="store_true", help="show the source line of each diagnostic")
     out.add_argument("-q", "--quiet", action="store_true",
-                     help="print nothing but errors, --diff output and the summary")
+                     help="print the diagnostics (or the --diff or format's output) and errors, nothing else: "
+                          "no explanation lines, no totals")
     out.add_argument("--summary", action="store_true",
                      help="print per-code counts found/fixed/left at the end")
     cfg = p.add_argument_group("configuration")
@@ -621,7 +622,7 @@ def _text_lines(report: FileReport, path: str, runner: "Runner", args: argparse.
     lines = []
     for d, why in report.left:
         lines.append(_format(d, path, runner.fixable(d) and not fixing))
-        if not args.no_explain:
+        if not args.no_explain and not args.quiet:
             lines.append(_explain(d, why, fixing))
         if args.show_source:
             lines.extend(_source_lines(report.text, d))
@@ -692,7 +693,7 @@ def _excluded_name(name: str, settings: Settings) -> bool:
     return False
 
 
-def _stdin_back(out: "_PipeGuard", source: SourceFile, text: str, fail: Callable[[str], None]) -> None:
+def _stdin_back(out: "_PipeGuard", source: SourceFile, text: str, fail: Callable[..., None]) -> None:
     """Write ``text`` (the source of standard input, maybe fixed) back to standard output as
     bytes: the input bytes themselves when nothing changed, else encoded in the source's own
     encoding with its BOM (the line ends are the text's, which keep the source's)."""
@@ -703,7 +704,7 @@ def _stdin_back(out: "_PipeGuard", source: SourceFile, text: str, fail: Callable
         out.write_bytes(source.encode(text))
     except UnicodeEncodeError as exc:
         fail(f"{source.path}: cannot encode the fixed text as {source.encoding}: {exc}; the input is "
-             "handed back unchanged")
+             "handed back unchanged", source.path)
         out.write_bytes(source.raw)
 
 
@@ -780,9 +781,14 @@ def main(
     would_change = 0
     noqa_added = 0
 
-    def fail(message: str) -> None:
+    def fail(message: str, path: Optional[str] = None) -> None:
+        """Report an error on standard error; in a structured format it is also a DEV000 record
+        of ``path`` (the message is ``PATH[:LINE[:COL]]: REASON``)."""
         print(message, file=err)
         errors.append(message)
+        if path is not None and not text_format:
+            items.append(output.problem_item(display_path(path), message[len(path):]
+                                             if message.startswith(path) else ": " + message))
 
     roots = given_roots([p for p in paths if os.path.lexists(p)])
 
@@ -792,7 +798,7 @@ def main(
             try:
                 source = _read_stdin(stdin, name)
             except SourceError as exc:
-                fail(f"{name}: {exc}")
+                fail(f"{name}: {exc}", name)
                 return
             if args.stdin_filename is not None and _excluded_name(name, settings):
                 if write_mode or args.add_noqa:
@@ -802,8 +808,11 @@ def main(
             return
         for path in paths:
             if not os.path.lexists(path):
-                fail(f"{path}: no such file or directory")
-        for path in iter_python_files([p for p in paths if os.path.lexists(p)], settings, on_error=fail,
+                fail(f"{path}: no such file or directory", path)
+        def walk_failed(message: str) -> None:
+            fail(message, message.rsplit(": cannot read directory", 1)[0])
+
+        for path in iter_python_files([p for p in paths if os.path.lexists(p)], settings, on_error=walk_failed,
                                       respect_gitignore=args.respect_gitignore,
                                       force_exclude=args.force_exclude):
             yield path, None
@@ -812,19 +821,19 @@ def main(
         try:
             report, source = runner.run_file(path, given) if given is not None else runner.run_file(path)
         except Exception as exc:  # a bug must not stop the run or lose a file
-            fail(f"{path}: internal error: {type(exc).__name__}: {exc}")
+            fail(f"{path}: internal error: {type(exc).__name__}: {exc}", path)
             continue
         reports.append(report)
         shown = display_path(path)
         if report.error:
             if use_stdin and (write_mode or args.add_noqa):
                 out.write_bytes(source.raw if source is not None else report.original.encode("utf-8"))
-            fail(report.error)
+            fail(report.error, path)
             continue
         if args.add_noqa:
             new, edited, failed = _add_noqa(report, runner)
             for line, code in failed:
-                fail(f"{shown}:{line}: {code}: no place for a # noqa comment")
+                fail(f"{shown}:{line}: {code}: no place for a # noqa comment", shown)
             if use_stdin:
                 # the source, with the comments, goes back on standard output
                 _stdin_back(out, source, new, fail)
@@ -832,7 +841,7 @@ def main(
                 try:
                     write_checked(source, new, roots)
                 except SourceError as exc:
-                    fail(f"{path}: {exc}")
+                    fail(f"{path}: {exc}", path)
                     continue
             noqa_added += edited
             continue
@@ -842,7 +851,7 @@ def main(
                 try:
                     out.write_bytes(_diff(report, shown, source))
                 except SourceError as exc:
-                    fail(f"{path}: {exc}")
+                    fail(f"{path}: {exc}", path)
                     continue
             elif write_mode and use_stdin:
                 pass
@@ -850,7 +859,7 @@ def main(
                 try:
                     write_checked(source, report.text, roots)
                 except SourceError as exc:
-                    fail(f"{path}: {exc}")
+                    fail(f"{path}: {exc}", path)
                     report.left.extend((d, f"not written: {exc}") for d in report.fixed)
                     report.fixed = []
                     report.text = report.original
@@ -861,12 +870,14 @@ def main(
             continue  # the diff is the whole output
         if args.statistics or not text_format:
             items.extend(_items(report, shown, runner, fixing, fmt if not args.statistics else "text"))
-        elif not args.quiet:
+        else:
             for line in _text_lines(report, shown, runner, args, fixing):
                 print(line, file=report_out)
 
     left = sum(len(r.left) for r in reports)
     fixed = sum(len(r.fixed) for r in reports)
+    # the files whose fixes were kept (written, or handed back on standard output)
+    files_fixed = sum(1 for r in reports if r.fixed and r.changed and not r.error)
     found = sum(len(r.found) for r in reports)
     # What goes to standard output in a structured format is only that format.
     side = report_out if text_format else err
@@ -881,7 +892,7 @@ def main(
             print(f"Added {noqa_added} noqa directive(s).", file=err if use_stdin else side)
     elif not args.quiet and text_format and not args.statistics:
         if write_mode and fixed:
-            print(f"Fixed {fixed} diagnostic(s) in {would_change} file(s); {left} left.", file=report_out)
+            print(f"Fixed {fixed} diagnostic(s) in {files_fixed} file(s); {left} left.", file=report_out)
         elif not fixing:
             n_fix = sum(1 for r in reports for d, _ in r.left if runner.fixable(d))
             n_unsafe = sum(

@@ -77,6 +77,30 @@ class Item:
     noqa_row: Optional[int] = None
 
 
+PROBLEM_CODE = "DEV000"
+PROBLEM_NAME = "a file flake8-device could not check or write"
+
+_WHERE = re.compile(r"^:(\d+)(?::(\d+))?: (.*)\Z", re.DOTALL)
+
+
+def problem_item(path: str, rest: str) -> Item:
+    """A file that could not be read, parsed, checked or written, as a record the writers print
+    like a diagnostic: code DEV000 (the flake8 plugin's code for a file it could not check),
+    ``rest`` is the error after the path (``:LINE:COL: REASON``, ``:LINE: REASON`` or
+    ``: REASON``), the message is the reason; no fix."""
+    from .diagnostics import Span
+
+    line, col, message = 1, 0, rest[2:] if rest.startswith(": ") else rest
+    m = _WHERE.match(rest)
+    if m is not None:
+        line = int(m.group(1))
+        col = int(m.group(2)) - 1 if m.group(2) else 0
+        message = m.group(3)
+    line, col = max(line, 1), max(col, 0)
+    return Item(path=path, diag=Diagnostic(PROBLEM_CODE, message, Span(line, col, line, col)),
+                text="", fixable=False)
+
+
 def version() -> str:
     try:
         from importlib.metadata import version as _version
@@ -223,7 +247,9 @@ def known_codes() -> Dict[str, str]:
     """Every rule code with its one-line description."""
     from .rules import CODES
 
-    return dict(CODES)
+    codes = dict(CODES)
+    codes.setdefault(PROBLEM_CODE, PROBLEM_NAME)
+    return codes
 
 
 def _docs_base() -> Optional[str]:

@@ -265,8 +265,9 @@ def test_show_source_and_quiet(project):
     write(project / "a.py", '\tx = t.to("cuda")\n'.lstrip("\t"))
     _, out, _ = run(["--isolated", "--show-source", "a.py"])
     assert 'x = t.to("cuda")\n         ^\n' in out
+    # Ruff's -q: the diagnostics, nothing else (no explanation, no totals)
     code, out, _ = run(["--isolated", "--quiet", "a.py"])
-    assert code == 1 and out == ""
+    assert code == 1 and out == 'a.py:1:10: DEV001 [*] hardcoded device "cuda"\n', out
 
 
 def test_usage_error_exit_two(project, capsys):

@@ -313,3 +313,84 @@ def test_json_fix_is_null_when_the_fixer_would_refuse_it(project):
     assert json.loads(out)[0]["fix"] is None
     _, out, _ = run(["--isolated", "--output-format", "json", "m.py"])
     assert json.loads(out)[0]["fix"]["edits"][0]["content"] == "dev"
+
+
+# --- files that cannot be read or parsed, in every format -------------------------
+
+
+def _bad_project(project):
+    (project / "bad.py").write_text("x = (\n")
+    (project / "undecodable.py").write_bytes(b"x = '\xff'\n")
+    (project / "ok.py").write_text('x = "cuda"\n')
+
+
+def test_unreadable_and_unparsable_files_are_records_in_json(project):
+    _bad_project(project)
+    code, out, err = run(["--isolated", "--output-format", "json", "."])
+    assert code == 2
+    records = {r["filename"]: r for r in json.loads(out)}
+    assert set(records) == {"bad.py", "undecodable.py", "ok.py"}
+    bad = records["bad.py"]
+    assert bad["code"] == "DEV000" and "SyntaxError" in bad["message"] and bad["fix"] is None
+    assert bad["location"]["row"] == 1
+    assert records["undecodable.py"]["code"] == "DEV000"
+    assert "cannot decode" in records["undecodable.py"]["message"]
+    assert records["ok.py"]["code"] == "DEV001"
+    assert "bad.py" in err and "undecodable.py" in err  # still on standard error
+
+
+@pytest.mark.parametrize("fmt", ["json-lines", "github", "gitlab", "pylint", "sarif"])
+def test_unreadable_and_unparsable_files_appear_in_each_format(project, fmt):
+    _bad_project(project)
+    code, out, err = run(["--isolated", "--output-format", fmt, "."])
+    assert code == 2
+    if fmt == "json-lines":
+        names = {json.loads(line)["filename"]: json.loads(line)["code"] for line in out.splitlines()}
+        assert names == {"bad.py": "DEV000", "undecodable.py": "DEV000", "ok.py": "DEV001"}
+    elif fmt == "github":
+        assert "::error file=bad.py,line=1," in out and "title=DEV000::" in out
+        assert "file=undecodable.py" in out
+    elif fmt == "gitlab":
+        report = json.loads(out)
+        assert {(r["location"]["path"], r["check_name"]) for r in report} >= {
+            ("bad.py", "DEV000"), ("undecodable.py", "DEV000")}
+    elif fmt == "pylint":
+        assert "bad.py:1: [DEV000] " in out and "undecodable.py:1: [DEV000] cannot decode" in out
+    else:
+        run_ = json.loads(out)["runs"][0]
+        uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]: r["ruleId"]
+                for r in run_["results"]}
+        assert uris["bad.py"] == "DEV000" and uris["undecodable.py"] == "DEV000"
+        assert not run_["invocations"][0]["executionSuccessful"]
+        assert len(run_["invocations"][0]["toolExecutionNotifications"]) == 2
+        assert "DEV000" in {r["id"] for r in run_["tool"]["driver"]["rules"]}
+
+
+def test_missing_path_is_a_record_too(project):
+    code, out, _ = run(["--isolated", "--output-format", "json", "nope.py"])
+    assert code == 2
+    assert [(r["filename"], r["code"], r["message"]) for r in json.loads(out)] == [
+        ("nope.py", "DEV000", "no such file or directory")]
+
+
+def test_quiet_prints_the_diagnostics_and_nothing_else(project):
+    (project / "m.py").write_text('x = "cuda"\ny = nofix\n')
+    code, out, err = run(["--isolated", "-q", "m.py"])
+    assert code == 1
+    assert out.splitlines() == ['m.py:1:5: DEV001 [*] hardcoded device "cuda"', "m.py:2:5: DEV003 cannot be fixed"]
+    code, out, err = run(["--isolated", "-q", "--fix", "m.py"], linter=_defined(toy_linter))
+    assert out.splitlines() == ["m.py:2:5: DEV003 cannot be fixed"]  # no "Fixed ..." line
+    assert run(["--isolated", "-q", "--fix", "m.py"], linter=_defined(toy_linter))[1] == "m.py:2:5: DEV003 cannot be fixed\n"
+
+
+def test_fixed_total_counts_the_files_changed(project):
+    import os
+
+    for name in ("a.py", "b.py", "ro.py"):
+        (project / name).write_text('x = "cuda"\n')
+    for n in range(3):
+        (project / f"clean{n}.py").write_text("x = 1\n")
+    os.chmod(project / "ro.py", 0o444)
+    code, out, err = run(["--isolated", "--fix", "."], linter=_defined(toy_linter))
+    assert code == 2  # ro.py is read-only
+    assert "Fixed 2 diagnostic(s) in 2 file(s); 1 left." in out, out
