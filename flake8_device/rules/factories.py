@@ -334,8 +334,8 @@ def _legacy_target(ck, factory: ast.Call, name: str):
         if isinstance(a, ast.Name) and func is not None and a.id in func.list_names:
             return LegacyTarget(f"{torch}.tensor", True)
         if isinstance(a, ast.Name) and func is not None and a.id in func.tensor_names:
-            return (f"`{a.id}` is a tensor: {torch}.{name}({a.id}) is an alias of it (same storage, same dtype), "
-                    "not a copy; rewrite it by hand")
+            return (f"`{a.id}` holds a tensor or storage (bound from a torch call): {torch}.{name}({a.id}) is an "
+                    "alias of it (the same storage; a tensor keeps its dtype), not a copy; rewrite it by hand")
         if isinstance(a, ast.Call):
             q = ck.resolve(a.func) or ""
             if q.startswith(("numpy.", "np.")):
