@@ -354,3 +354,19 @@ def test_flatten_walks_object_arrays_and_skips_strings():
     out = flatten({"rle": rle, "s": np.array(["a", "b"])}, "out", scalars=True)
     assert [n for n, _ in out] == ["out['rle'][0]['size'][0]", "out['rle'][0]['size'][1]",
                                    "out['rle'][1]['size'][0]", "out['rle'][1]['size'][1]"]
+
+
+def test_a_submodule_reached_through_a_method_is_captured_one_level_down(tmp_path):
+    root = tmp_path / "p"
+    shutil.copytree(PROJECTS / "plainseg", root)
+    model = root / "plainseg" / "model.py"
+    model.write_text(model.read_text().replace("F.conv2d(x, self.conv.weight, self.conv.bias, padding=1)", "self.conv(x)")
+                     .replace("F.conv2d(x, self.cls.weight, self.cls.bias)", "self.cls(x)"))
+    rc, text, _ = _run("--project", str(root), "--config", "configs/plainseg.yaml", "--out", str(tmp_path / "o"),
+                       "--size", "32x32", "--no-figure", "-q")
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    c3 = {c["id"]: c for c in report["checks"]}[3]
+    assert rc == 0, text
+    assert c3["figures"]["captured_one_level_down"] == {"backbone": 1, "predictor": 1}
+    assert "weak_evidence" not in c3["figures"]
+    assert c3["figures"]["sections"]["captured"]["compared_tensors"] == 2

@@ -588,8 +588,18 @@ class _Capture:
         self.items: List[Tuple[str, Any]] = []
         self.names: List[str] = []
         self._undo: List[Callable[[], None]] = []
-        if not names:
+        self.calls: Dict[str, int] = {}
+        # by default: the top-level submodules, and one level down as a fallback for a
+        # submodule the model reaches through other methods than forward (its hook never fires)
+        self._fallback: Dict[str, List[Tuple[str, Any]]] = {}
+        self.fallback_used: Dict[str, int] = {}
+        default = not names
+        if default:
             names = [n for n, _ in model.named_children()]
+            for parent, child in model.named_children():
+                for sub, grand in child.named_children():
+                    self._fallback[parent] = []
+                    self._undo.append(grand.register_forward_hook(self._fallback_hook(parent, f"{parent}.{sub}")).remove)
         for name in names:
             owner, attr = model, name
             if "." in name:
@@ -604,7 +614,6 @@ class _Capture:
             else:
                 raise ValueError(f"--capture {name}: neither a submodule nor a method of the model")
             self.names.append(name)
-        self.calls: Dict[str, int] = {}
 
     def _record(self, name: str, value: Any) -> None:
         n = self.calls.get(name, 0)
@@ -620,6 +629,27 @@ class _Capture:
 
         return hook
 
+    def _fallback_hook(self, parent: str, name: str):
+        from .tensors import flatten
+
+        def hook(module, args, output):
+            if self.calls.get(parent):
+                return  # the parent's own hook fires: its outputs are captured
+            n = self.calls.get(name, 0)
+            self.calls[name] = n + 1
+            self._fallback[parent].extend(
+                t for t in flatten(output, f"{name}#{n}", scalars=True) if t[1].is_floating_point())
+
+        return hook
+
+    def finish(self) -> None:
+        """Add the one-level-down outputs of the top-level submodules whose own hook never fired."""
+        for parent, items in self._fallback.items():
+            if not self.calls.get(parent) and items:
+                self.items.extend(items)
+                self.fallback_used[parent] = len(items)
+        self._fallback = {}
+
     def _wrap(self, owner, attr: str, name: str, method: Callable) -> None:
         def wrapper(*args, **kwargs):
             out = method(*args, **kwargs)
@@ -633,6 +663,7 @@ class _Capture:
         for undo in self._undo:
             undo()
         self._undo = []
+        self.finish()
 
 
 def _mismatches(vd, root: str) -> List[Dict[str, Any]]:
@@ -919,6 +950,7 @@ def _infer(model, inputs_of, spec, result) -> None:
     result["facts"]["captured_tensors"] = len(cap.items)
     result["facts"]["captured_calls"] = dict(cap.calls)
     result["facts"]["captured_silent"] = [n for n in cap.names if not cap.calls.get(n)]
+    result["facts"]["captured_one_level_down"] = dict(cap.fallback_used)
     result["sections"]["captured"] = detach_all(cap.items)
 
 

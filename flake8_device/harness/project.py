@@ -440,13 +440,20 @@ def _weak_evidence(check: CheckResult, fx: Dict[str, Any]) -> None:
     names = facts.get("captured_from") or []
     n_infer = len(fx.get("sections", {}).get("infer", []))
     n_cap = len(fx.get("sections", {}).get("captured", []))
+    down = facts.get("captured_one_level_down") or {}
     reasons = []
-    if names and len(silent) == len(names):
-        reasons.append(f"none of the capture hooks fired ({', '.join(names)}): the model reaches its submodules"
-                       " through other methods than forward; name them with --capture")
+    if names and len(silent) == len(names) and not down:
+        reasons.append(f"none of the capture hooks fired ({', '.join(names)}, nor the submodules one level down):"
+                       " the model reaches its submodules through other methods than forward; name the modules or"
+                       " methods that build its outputs with --capture")
+    if down:
+        check.figures["captured_one_level_down"] = dict(down)  # parents reached through other methods
     if silent:
         check.figures["capture_hooks_not_fired"] = list(silent)  # e.g. a loss module, unused in inference
-    if n_infer + n_cap < 5:
+    if n_cap == 0 and not reasons:
+        reasons.append("no tensor built inside the model was captured on the inference path; only its"
+                       f" {n_infer} output tensor(s) were compared")
+    elif n_infer + n_cap < 3:
         reasons.append(f"only {n_infer + n_cap} tensor(s) compared on the inference path")
     if reasons:
         check.figures["weak_evidence"] = reasons

@@ -10,8 +10,8 @@ class Backbone(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, hidden, 3, padding=1)
 
-    def features(self, x):  # what the model calls; forward is never used
-        return F.relu(self.conv(x))
+    def features(self, x):  # what the model calls; no module's forward is ever used
+        return F.relu(F.conv2d(x, self.conv.weight, self.conv.bias, padding=1))
 
 
 class Predictor(nn.Module):
@@ -20,7 +20,7 @@ class Predictor(nn.Module):
         self.cls = nn.Conv2d(hidden, classes, 1)
 
     def predict(self, x):
-        return self.cls(x)
+        return F.conv2d(x, self.cls.weight, self.cls.bias)
 
 
 @META_ARCH_REGISTRY.register()
