@@ -370,3 +370,51 @@ def test_a_submodule_reached_through_a_method_is_captured_one_level_down(tmp_pat
     assert c3["figures"]["captured_one_level_down"] == {"backbone": 1, "predictor": 1}
     assert "weak_evidence" not in c3["figures"]
     assert c3["figures"]["sections"]["captured"]["compared_tensors"] == 2
+
+
+def _hyp():
+    return pytest.importorskip("hypothesis")
+
+
+def test_report_writes_for_any_mix_of_results(tmp_path_factory):
+    hypothesis = _hyp()
+    st = hypothesis.strategies
+
+    maybe_t = st.sampled_from([None, torch.ones(2), torch.zeros(2), torch.tensor([float("nan")])])
+    err = st.sampled_from([None, {"type": "E", "text": "E: boom", "where": "m.py:1: x"}])
+
+    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.given(train=maybe_t, grad=maybe_t, out=maybe_t, sal=maybe_t, e_train=err, e_infer=err, e_build=err,
+                      objective=st.sampled_from([None, 1.0, float("inf")]),
+                      note=st.sampled_from([None, "not available: why"]))
+    def prop(train, grad, out, sal, e_train, e_infer, e_build, objective, note):
+        sections = {"train": [("objective", train)] if train is not None else [],
+                    "train_grads": [("w", grad)] if grad is not None else [],
+                    "infer": [("out", out)] if out is not None else [],
+                    "saliency": [("f0", sal)] if sal is not None else [], "captured": []}
+        errors = {k: v for k, v in (("train", e_train), ("infer", e_infer), ("build", e_build)) if v}
+        facts = {"train_objective": objective, "losses": 1}
+        if note:
+            facts["saliency"] = note
+        r = {"sections": sections, "errors": errors, "facts": facts, "model": {}, "mismatches": {}, "seconds": {}}
+        checks = []
+        for cid, fn in ((1, project._check1), (2, project._check2), (3, project._check3), (4, project._check4)):
+            c = project.CheckResult(cid, f"check {cid}")
+            if cid == 2:
+                fn(c, r, all_finite)
+            elif cid in (3, 4):
+                from flake8_device.harness.tensors import compare
+
+                fn(c, r, r, compare)
+            else:
+                fn(c, r, r)
+            assert c.status in (project.PASS, project.FAIL, project.SKIP) and isinstance(c.message, str)
+            checks.append(c)
+        report = HarnessReport(config={"project": "p", "out": "o", "config_file": "c.yaml", "opts": [],
+                                       "unsafe_fixes": True, "facts": {"fixed_cpu": facts}}, environment={})
+        report.checks.extend(checks)
+        path = tmp_path_factory.mktemp("md") / "report.md"
+        write_project_markdown(report, str(path))
+        assert path.read_text().startswith("# flake8-device harness report")
+
+    prop()
