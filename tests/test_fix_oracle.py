@@ -16,6 +16,12 @@ With ``--unsafe-fixes`` the fixed code runs on the plain CPU.  Safe fixes leave
 the unsafe ones in place by design (a ``"cuda:1"``, a guessed tensor), so the
 safe variants run with the placements they still hardcode mapped the same way.
 
+Each fixed text also runs where its author meant it to, on the virtual
+accelerator with ``DEV`` the accelerator, and must give the original's results
+there with no mismatch (an operand on the wrong device); a safe variant may keep
+a mismatch the original has at the same op of the same function (the unsafe
+sites it leaves), an unsafe variant none.
+
 Each must give equal results: tensors with the same dtype, shape and values
 (NaN equal to NaN), devices and device strings equal once the accelerator is
 read as the CPU, numbers, strings and containers equal.
@@ -41,6 +47,7 @@ import shutil
 import sys
 import types
 import warnings
+from collections import Counter
 from typing import Any, Callable, Dict, List
 
 import pytest
@@ -301,14 +308,20 @@ def _load_on_cpu(real_load):
     return load
 
 
-def run_original(text: str, code: str, call: str, paths: Dict[str, str]) -> Any:
+def run_virtual(text: str, code: str, call: str, paths: Dict[str, str]):
+    """``text`` and ``call`` on the virtual accelerator, ``DEV`` the accelerator: (value, mismatches)."""
     real_load = torch.load
     torch.load = _load_on_cpu(real_load)
     try:
-        with virtual_device("cuda", mode="report", report_available=False):
-            return run_text(text, code, call, "cuda", paths)
+        with virtual_device("cuda", mode="report", report_available=False) as vd:
+            value = run_text(text, code, call, "cuda", paths)
+        return value, list(vd.mismatches)
     finally:
         torch.load = real_load
+
+
+def run_original(text: str, code: str, call: str, paths: Dict[str, str]) -> Any:
+    return run_virtual(text, code, call, paths)[0]
 
 
 def run_mapped(text: str, code: str, call: str, paths: Dict[str, str]) -> Any:
@@ -365,6 +378,39 @@ def test_fixed_code_computes_what_the_original_computes(code, i, variant, paths,
     assert_same(got, want, f"{code} call {i} ({variant})")
 
 
+def _fixed_text(code: str, variant: str, tmp_path: pathlib.Path) -> str:
+    if variant.startswith("golden"):
+        if code == "seed":
+            return SEED.with_name("dvis_daq_seed.fixed.py").read_text()
+        return (FIXES / f"{code}.{'unsafe.' if variant.endswith('unsafe') else ''}out.py").read_text()
+    return _fixed_now(code, variant.endswith("unsafe"), tmp_path)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("code,i", CASES, ids=[f"{c}-{i}" for c, i in CASES])
+def test_fixed_code_on_the_virtual_accelerator_equals_the_original_without_mismatches(
+        code, i, variant, paths, tmp_path):
+    """The fixed code where its author meant it to run (``DEV`` the accelerator, here the
+    virtual one): the same results as the original, and no operand ever on the wrong device."""
+    if code == "seed" and variant == "golden":
+        pytest.skip("the seed has one golden, fixed with --unsafe-fixes")
+    call = CALLS[code][i]
+    want, before = run_virtual(_input(code).read_text(), code, call, paths)
+    got, mismatches = run_virtual(_fixed_text(code, variant, tmp_path), code, call, paths)
+    if variant.endswith("unsafe"):
+        left = mismatches
+    else:
+        # Safe fixes leave the unsafe ones in place by design (DEV102 is always unsafe): a
+        # mismatch the original has at the same op of the same function may stay, no new one.
+        left = list((Counter(_where(m) for m in mismatches) - Counter(_where(m) for m in before)).elements())
+    assert left == [], f"{code} call {i} ({variant}): " + "; ".join(map(str, mismatches))
+    assert_same(got, want, f"{code} call {i} ({variant}, virtual accelerator)")
+
+
+def _where(m) -> tuple:
+    return (m.op, m.kind, m.function)
+
+
 def test_oracle_catches_a_fix_that_changes_numbers(paths):
     """The oracle itself: a 'fix' that turns CUDA autocast (off on a CPU-only
     machine) into CPU autocast (bfloat16) is caught."""
@@ -383,3 +429,14 @@ def test_oracle_catches_a_size_read_as_data(paths):
     want = run_original(src, "x", "bias(4)", paths)
     with pytest.raises(AssertionError, match="shape"):
         assert_same(run_text(wrong, "x", "bias(4)", "cpu", paths), want)
+
+
+def test_oracle_catches_a_fix_that_leaves_a_host_tensor_on_the_accelerator_path(paths):
+    """On the virtual accelerator a 'fix' that drops a move (a CPU tensor meeting the
+    accelerator input) is a mismatch, though on the CPU alone it computes the same."""
+    src = 'import torch\n\ndef f(x):\n    return x + torch.ones(2).to("cuda")\n'
+    wrong = src.replace('.to("cuda")', "")
+    call = "f(torch.ones(2, device=DEV))"
+    assert_same(run_text(wrong, "x", call, "cpu", paths), run_original(src, "x", call, paths))
+    _, mismatches = run_virtual(wrong, "x", call, paths)
+    assert [m.kind for m in mismatches] == ["mixed-devices"]
