@@ -366,6 +366,14 @@ def test_unreadable_and_unparsable_files_appear_in_each_format(project, fmt):
         assert "DEV000" in {r["id"] for r in run_["tool"]["driver"]["rules"]}
 
 
+def test_sarif_with_unreadable_files_is_valid_sarif(project):
+    validate = pytest.importorskip("sarif_kit.validate", reason="sarif-kit (the SARIF 2.1.0 validator) is missing")
+    _bad_project(project)
+    code, out, _ = run(["--isolated", "--output-format", "sarif", "."])
+    assert code == 2
+    assert validate.validation_errors(json.loads(out)) == []
+
+
 def test_missing_path_is_a_record_too(project):
     code, out, _ = run(["--isolated", "--output-format", "json", "nope.py"])
     assert code == 2

@@ -134,6 +134,21 @@ def test_diff_applies_with_git_apply_for_every_encoding_and_line_end(tmp_path):
     assert (repo / "clean.py").read_bytes() == (fixed / "clean.py").read_bytes()
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.parametrize("name,data", list(variants(FIXABLE, comment_first_cr=False)))
+def test_stdin_diff_applies_with_git_apply(name, data, tmp_path):
+    assert git("init", "-q", cwd=tmp_path).returncode == 0
+    path = tmp_path / "m.py"
+    path.write_bytes(data)
+    proc = run(["--diff", "-", "--stdin-filename", "m.py"], data)
+    assert proc.returncode == 1, proc.stderr
+    (tmp_path / "p.patch").write_bytes(proc.stdout)
+    applied = git("apply", "p.patch", cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    fixed = run(["--fix", "-", "--stdin-filename", "m.py"], data).stdout
+    assert path.read_bytes() == fixed, name
+
+
 @pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch")
 def test_diff_applies_with_patch_p1(tmp_path):
     for name, data in variants(FIXABLE, comment_first_cr=False):
