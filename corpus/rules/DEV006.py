@@ -10,3 +10,7 @@ def not_flagged(path, f):
     b = torch.load(path, map_location=lambda s, loc: s)
     c = torch.load(f, "cpu")
     return a, b, c
+
+
+def flagged_in_fstring(path):
+    return f"{torch.load(path)}"

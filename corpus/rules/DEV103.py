@@ -15,3 +15,10 @@ def not_flagged(x):
     a = torch.tensor([1, 2], dtype=torch.int32)
     b = isinstance(x, torch.Tensor)
     return a, b
+
+
+def flagged_forms(x):
+    empty = torch.LongTensor()
+    shaped = torch.Tensor(torch.Size([2, 3]))
+    alias = torch.Tensor(x)
+    return empty, shaped, alias
