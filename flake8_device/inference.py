@@ -158,8 +158,10 @@ def value_evidence(ctx: "RuleContext", value: Optional[ast.AST], scope: Optional
 
 def _annotation_evidence(ann: ast.AST) -> Optional[Tuple[str, str, Optional[Evidence]]]:
     text = ast.unparse(ann)
-    if "device" in text:
+    if "device" in text and not re.search(r"\bint\b", text):
         return YES, f"annotated `{text}`", Evidence.ANNOTATION
+    if "device" in text:
+        return MAYBE, f"annotated `{text}`: an integer is another device", None
     if text in ("int", "float", "bool"):
         return NO, f"annotated `{text}`, not a device", None
     return None

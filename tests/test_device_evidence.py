@@ -576,3 +576,16 @@ def test_a_tensor_built_on_the_cpu_is_not_followed():
     """
     d = at(src, "DEV003", 6)
     assert texts(d) == [AVAIL]
+
+
+def test_a_device_annotation_that_admits_an_integer_is_not_evidence():
+    src = """\
+    import torch
+    from typing import Optional, Union
+
+
+    def f(x, device: Optional[Union[int, torch.device]] = None):
+        return x.cuda()
+    """
+    d = at(src, "DEV002", 6)
+    assert texts(d) == ["x.to(device)"] and not d.fix.safe and "integer" in d.fix.description
