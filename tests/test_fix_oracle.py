@@ -101,6 +101,7 @@ CALLS: Dict[str, List[str]] = {
         'load_on_gpu0(PATHS["state"])',
         'load_cuda(PATHS["state"])',
         'describe(PATHS["tensor"])',
+        'load_remapped(PATHS["state"])',
     ],
     "DEV001_branches": [
         "p = Pair().to(DEV)\np(torch.arange(3.0, device=DEV), True)",

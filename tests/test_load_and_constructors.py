@@ -150,6 +150,22 @@ def test_cuda_string_map_location_stays_cuda_where_available(tmp_path):
     assert _eval(_location(call), cuda=False) == "cpu"
 
 
+@pytest.mark.parametrize("mapping", ['{"cuda:1": "cuda:0"}', '{"cuda:0": "cuda"}'])
+def test_dict_map_location_to_cuda_is_kept_where_cuda_is_available(tmp_path, mapping):
+    src = f"import torch\n\n\ndef f(p):\n    return torch.load(p, map_location={mapping})\n"
+    (diag,) = [d for d in check_source(src) if d.fix is not None]
+    assert diag.code == "DEV006" and diag.fix.safe
+    fixed, _ = _fix(tmp_path, src)
+    (call,) = _load_calls(fixed)
+    assert _eval(_location(call), cuda=True) == eval(mapping)
+    assert _eval(_location(call), cuda=False) == "cpu"
+
+
+def test_dict_map_location_to_the_cpu_is_not_reported():
+    src = 'import torch\n\n\ndef f(p):\n    return torch.load(p, map_location={"cuda:0": "cpu"})\n'
+    assert [d for d in check_source(src) if d.code == "DEV006"] == []
+
+
 # --------------------------------------------------------- f-string fields
 
 def _literals(text: str):

@@ -39,3 +39,7 @@ def load_cuda(path):
 
 def describe(path):
     return f"{torch.load(path)}"
+
+
+def load_remapped(path):
+    return torch.load(path, map_location={"cuda:1": "cuda:0"})

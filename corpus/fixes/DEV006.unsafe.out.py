@@ -39,3 +39,7 @@ def load_cuda(path):
 
 def describe(path):
     return f"{torch.load(path, map_location=None if torch.cuda.is_available() else 'cpu')}"
+
+
+def load_remapped(path):
+    return torch.load(path, map_location={"cuda:1": "cuda:0"} if torch.cuda.is_available() else "cpu")

@@ -205,17 +205,39 @@ def _check_callable_location(ck, fn: ast.Lambda) -> None:
                               "tensors fail to load where CUDA is missing", fix)
 
 
+def _check_dict_location(ck, d: ast.Dict) -> None:
+    """``map_location={"cuda:1": "cuda:0"}``: tensors mapped to an accelerator fail to load where CUDA is
+    missing.  The fix keeps the mapping where CUDA is available and loads on the CPU elsewhere."""
+    lits = [ck.device_literal(v) for v in d.values]
+    cuda = [lit for lit in lits if lit is not None]
+    if ck.guarded or not cuda or any(lit[0] != "cuda" for lit in cuda) or None in d.keys:
+        return
+    for v in d.values:
+        if ck.device_literal(v) is not None:
+            ck.handled.add(id(v))
+    text = f'{ck.src(d)} if {_availability(ck, "cuda")} else "cpu"'
+    fix = Fix((ReplaceNode(Span.of(d), text),), True,
+              "the same mapping where CUDA is available (the same load as before), else every tensor on the CPU",
+              needs=("torch",))
+    ck.report("DEV006", d, "torch.load() map_location maps tensors to CUDA devices, which fails where CUDA is "
+                           "missing", fix)
+
+
 def check_load(ck, node: ast.Call) -> None:
     loc = kw(node, "map_location")
     if loc is not None:
         if isinstance(loc.value, ast.Lambda):
             _check_callable_location(ck, loc.value)
+        elif isinstance(loc.value, ast.Dict):
+            _check_dict_location(ck, loc.value)
         return
     if has_star(node):
         return
     if len(node.args) >= 2:
         if isinstance(node.args[1], ast.Lambda):
             _check_callable_location(ck, node.args[1])
+        elif isinstance(node.args[1], ast.Dict):
+            _check_dict_location(ck, node.args[1])
         return
     expr = f'None if {_availability(ck, "cuda")} else "cpu"'
     op = RewriteCall(Span.of(node), Span.of(node), (("map_location", expr),))
