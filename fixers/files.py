@@ -140,8 +140,13 @@ def _read_all(fd: int) -> bytes:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     offset = 0
+    if not hasattr(os, "pwrite"):  # Windows
+        os.lseek(fd, 0, os.SEEK_SET)
     while offset < len(data):
-        offset += os.pwrite(fd, view[offset:], offset)
+        if hasattr(os, "pwrite"):
+            offset += os.pwrite(fd, view[offset:], offset)
+        else:
+            offset += os.write(fd, view[offset:])
 
 
 def _reserve(fd: int, size: int, old_size: int) -> None:
@@ -216,7 +221,8 @@ def write_source(source: SourceFile, new_text: str) -> None:
         raise SourceError("not written: the file is read-only")
     _unchanged_since_read(source, target)
     try:
-        fd = os.open(target, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(target, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise SourceError(f"cannot write: {exc.strerror or exc}") from exc
     try:

@@ -239,3 +239,31 @@ def test_sigterm_and_sigint_during_fix_leave_no_temp_file_and_no_partial_file(tm
         for name, text in originals.items():
             now = (tmp_path / name).read_bytes()
             assert now in (text.encode(), (fixed_copy / name).read_bytes()), name
+
+
+@pytest.mark.parametrize("failing", ["posix_fallocate", "pwrite"])
+def test_full_disk_leaves_the_file_as_it_was(tmp_path, monkeypatch, failing):
+    import errno
+
+    from flake8_device_fixers import SourceError
+
+    if not hasattr(os, failing):
+        pytest.skip(f"no os.{failing} here")
+    path = tmp_path / "m.py"
+    path.write_text(FIXABLE)
+    src = read_source(str(path))
+    real = getattr(os, failing)
+    calls = []
+
+    def full(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(os, failing, full)
+    with pytest.raises(SourceError, match="No space left"):
+        write_source(src, FIXED + "# longer than before\n")
+    assert calls
+    assert path.read_bytes() == FIXABLE.encode()
+    assert sorted(os.listdir(tmp_path)) == ["m.py"]
