@@ -425,12 +425,22 @@ def infer_device(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str] = froz
     and :func:`device_expr_refusal` says why); 2. a tensor the value is
     assigned into or combined with in the same statement (a name with
     tensor-only evidence); 3. ``self.device``; 4. a device variable or
-    parameter in scope, or a module-level device bound before the use;
-    5. a known tensor the value is sized from, then a tensor parameter
-    (annotated, or read through a tensor-only attribute: unsafe);
-    6. (unsafe) a ``device`` property added to the enclosing ``nn.Module``;
-    7. (unsafe, only with ``allow_new_device``) a module-level ``DEVICE``
-    that the fix defines after the module's imports.
+    parameter in scope, or a module-level device, then a tensor the function
+    built on the accelerator earlier on every path; 5. a known tensor the value
+    is sized from, then a tensor parameter (annotated, or read through a
+    tensor-only attribute: unsafe); 6. (unsafe) a ``device`` property added to
+    the enclosing ``nn.Module`` (one with parameters or buffers); 7. (unsafe,
+    only with ``allow_new_device``) a module-level ``DEVICE`` that the fix
+    defines after the module's imports.
+
+    Each choice carries its :class:`Evidence`.  A name is safe only when every
+    binding of it is a torch device and one precedes the site
+    (:func:`name_evidence`); ``self.device`` only when the class never holds a
+    label there (:func:`self_device_evidence`).  Names that are not devices
+    (integers, ``"gpu"``) are skipped; names of unknown kind give unsafe
+    candidates.  Parameters the function moves itself, and values computed from
+    them, are never sources.  The first safe candidate of 2-5 wins; with none,
+    the first unsafe one, and only then 6 and 7.
     """
     if not ctx.fixes:
         return None

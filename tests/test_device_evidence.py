@@ -589,3 +589,39 @@ def test_a_device_annotation_that_admits_an_integer_is_not_evidence():
     """
     d = at(src, "DEV002", 6)
     assert texts(d) == ["x.to(device)"] and not d.fix.safe and "integer" in d.fix.description
+
+
+SAFE_EVIDENCE = {Evidence.CONFIGURED, Evidence.TORCH_DEVICE, Evidence.DEVICE_ATTR, Evidence.DEVICE_STRING,
+                 Evidence.ANNOTATION, Evidence.TENSOR}
+
+
+def test_every_choice_carries_evidence_and_safe_ones_hold_it(monkeypatch):
+    """Over the corpus: each device expression inference hands a fix names its evidence, and a safe one
+    rests on evidence that it is a torch device (never a guess, a new property or a new module device)."""
+    import pathlib
+
+    from flake8_device import inference
+
+    real = inference.infer_device
+    seen = []
+
+    def recording(*args, **kwargs):
+        choice = real(*args, **kwargs)
+        if choice is not None:
+            seen.append(choice)
+        return choice
+
+    monkeypatch.setattr(inference, "infer_device", recording)
+    root = pathlib.Path(__file__).resolve().parents[1] / "corpus"
+    sources = sorted(root.glob("fixes/*.in.py")) + sorted(root.glob("rules/*.py")) + [root / "seed" / "dvis_daq_seed.py"]
+    for path in sources:
+        check_source(path.read_text(), filename=str(path), options=Options())
+    check_source(textwrap.dedent(PREDICTOR), options=Options())
+    check_source(MOVES, options=Options())
+    assert len(seen) > 30
+    for choice in seen:
+        assert isinstance(choice.evidence, Evidence), choice
+        if choice.safe:
+            assert choice.evidence in SAFE_EVIDENCE, choice
+        if choice.evidence in (Evidence.GUESS, Evidence.NEW_PROPERTY, Evidence.NEW_MODULE_DEVICE, Evidence.UNKNOWN):
+            assert not choice.safe, choice
