@@ -330,3 +330,40 @@ def test_noqa_on_the_amp_import_keeps_its_call_sites_and_the_count_honest(tmp_pa
     assert "did not settle" not in text
     assert re.search(r"DEV005\s+1\s+0\s+1", text), text
     assert "is not applied whole (DEV005 on line 2 is suppressed by # noqa)" in text
+
+
+# --- f-string replacement fields -------------------------------------------------
+
+from flake8_device.diagnostics import RewriteCall  # noqa: E402
+from flake8_device_fixers.syntax import REASON_FSTRING, REASON_FSTRING_DEBUG  # noqa: E402
+
+
+@pytest.mark.parametrize("quote", ['"', "'", '"""', "'''"])
+def test_literal_written_into_an_fstring_field_takes_the_other_quote(quote):
+    src = f"s = f{quote}{{load(p)}} {{x}}{quote}\n"
+    sp = span_of(src, "load(p)")
+    d = Diagnostic("DEV006", "m", sp, Fix((RewriteCall(sp, sp, (("map_location", '"cpu"'),)),), True, "x"))
+    res = apply_fixes(src, [d])
+    assert res.applied == [d]
+    other = "'" if quote[0] == '"' else '"'
+    assert res.text == f"s = f{quote}{{load(p, map_location={other}cpu{other})}} {{x}}{quote}\n"
+    compile(res.text, "<fixed>", "exec")
+
+
+def test_replacement_outside_an_fstring_keeps_its_quotes():
+    src = "s = load(p)\n"
+    sp = span_of(src, "load(p)")
+    d = Diagnostic("DEV006", "m", sp, Fix((ReplaceNode(sp, 'load(p, "cpu")'),), True, "x"))
+    assert apply_fixes(src, [d]).text == 's = load(p, "cpu")\n'
+
+
+@pytest.mark.parametrize("src,segment,reason", [
+    ("s = f\"{f'{load(p)}'}\"\n", "load(p)", REASON_FSTRING),  # both quotes taken
+    ('s = f"{load(p)=}"\n', "load(p)", REASON_FSTRING_DEBUG),  # the field's text is printed
+])
+def test_fix_that_cannot_be_written_into_an_fstring_is_left_with_its_reason(src, segment, reason):
+    sp = span_of(src, segment)
+    d = Diagnostic("DEV006", "m", sp, Fix((ReplaceNode(sp, 'load(p, "cpu")'),), True, "x"))
+    res = apply_fixes(src, [d])
+    assert res.text == src and res.applied == []
+    assert res.skipped == [(d, reason)]
