@@ -71,3 +71,21 @@ class TestSkips(unittest.TestCase):
         if not torch.cuda.is_available():
             self.skipTest("needs CUDA")
         torch.nn.Linear(2, 2).cuda()
+
+
+def not_flagged_label_test(args, x):
+    if args.device == "gpu":
+        x = x.cuda()
+    return x
+
+
+def flagged_no_cuda_flag(args, x):
+    if args.no_cuda:
+        x = x.cuda()
+    return x
+
+
+def not_flagged_after_a_cpu_return(device, x):
+    if device == "cpu":
+        return x
+    return x.cuda()
