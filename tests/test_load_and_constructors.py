@@ -143,6 +143,12 @@ def test_callable_map_location_stays_a_callable(tmp_path, body, positional):
     assert torch.equal(loaded["w"], torch.arange(3))
 
 
+def test_callable_map_location_of_another_shape_gets_no_to_device_fix():
+    src = "import torch\n\n\ndef f(p):\n    return torch.load(p, map_location=lambda s, loc: s.cuda().pin_memory())\n"
+    (diag,) = [d for d in check_source(src) if d.code == "DEV002"]
+    assert diag.fix is None and "no .to(device)" in diag.no_fix_reason
+
+
 def test_cuda_string_map_location_stays_cuda_where_available(tmp_path):
     fixed, _ = _fix(tmp_path, 'import torch\n\n\ndef f(p):\n    return torch.load(p, map_location="cuda")\n')
     (call,) = _load_calls(fixed)

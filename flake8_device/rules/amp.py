@@ -190,6 +190,15 @@ def _check_callable_location(ck, fn: ast.Lambda) -> None:
     """
     body = _storage_cuda(fn)
     if body is None:
+        # another shape: the usual .cuda() -> .to(<device>) fix would fail on a storage
+        for n in ast.walk(fn.body):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "cuda":
+                ck.handled.update((id(n), id(n.func)))
+                if not ck.guarded:
+                    ck.report("DEV002", n, f"{ck.src(n)} in a map_location callable hardcodes the CUDA device; "
+                                           "tensors fail to load where CUDA is missing", None,
+                              "a map_location callable of another shape; a storage has no .to(device), "
+                              "rewrite it by hand")
         return
     ck.handled.update((id(body), id(body.func)))
     if ck.guarded:
