@@ -455,10 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--per-file-ignores", metavar="MAP", help="'pattern:CODES ...' pairs, as in flake8")
     sel.add_argument("--exclude", metavar="PATTERNS", help="replace the exclude patterns")
     sel.add_argument("--extend-exclude", metavar="PATTERNS", help="add exclude patterns")
-    sel.add_argument("--respect-gitignore", action=argparse.BooleanOptionalAction, default=True,
+    sel.add_argument("--respect-gitignore", action=argparse.BooleanOptionalAction, default=None,
                      help="inside a git work tree, skip what .gitignore and .git/info/exclude ignore "
                           "(default; --no-respect-gitignore checks it too)")
-    sel.add_argument("--force-exclude", action=argparse.BooleanOptionalAction, default=False,
+    sel.add_argument("--force-exclude", action=argparse.BooleanOptionalAction, default=None,
                      help="apply the excludes and .gitignore to paths named on the command line too "
                           "(for pre-commit, which names every file)")
     sel.add_argument("--disable-noqa", action="store_true", help="ignore # noqa comments")
@@ -545,6 +545,10 @@ def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
         settings.device_expr = args.device_expr.strip() or None
     if args.accelerators is not None:
         settings.accelerators = frozenset(split_list(args.accelerators))
+    if args.respect_gitignore is not None:
+        settings.respect_gitignore = args.respect_gitignore
+    if args.force_exclude is not None:
+        settings.force_exclude = args.force_exclude
     return settings
 
 
@@ -813,8 +817,8 @@ def main(
             fail(message, message.rsplit(": cannot read directory", 1)[0])
 
         for path in iter_python_files([p for p in paths if os.path.lexists(p)], settings, on_error=walk_failed,
-                                      respect_gitignore=args.respect_gitignore,
-                                      force_exclude=args.force_exclude):
+                                      respect_gitignore=settings.respect_gitignore,
+                                      force_exclude=settings.force_exclude):
             yield path, None
 
     for path, given in jobs():

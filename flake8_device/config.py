@@ -5,8 +5,9 @@ The command reads the same files as flake8: the first of ``setup.cfg``,
 current directory upwards (stopping at the home directory), unless
 ``--config`` names one or ``--isolated`` asks for none.  From that section it
 uses ``select``, ``ignore``, ``extend-select``, ``extend-ignore``,
-``per-file-ignores``, ``exclude``, ``extend-exclude`` and the plugin's own
-``device-expr`` and ``device-accelerators``.  Command-line flags override
+``per-file-ignores``, ``exclude``, ``extend-exclude``, ``respect-gitignore``,
+``force-exclude`` and the plugin's own ``device-expr`` and
+``device-accelerators``.  Command-line flags override
 the file.
 """
 
@@ -139,6 +140,8 @@ class Settings:
     device_expr: Optional[str] = None
     accelerators: Optional[FrozenSet[str]] = None
     config_path: Optional[str] = None
+    respect_gitignore: bool = True
+    force_exclude: bool = False
 
     # --- selection ---------------------------------------------------------
     def _selected_prefixes(self) -> List[str]:
@@ -242,7 +245,19 @@ def load_settings(
         settings.device_expr = values["device-expr"].strip()
     if "device-accelerators" in values:
         settings.accelerators = frozenset(split_list(values["device-accelerators"]))
+    for key in ("respect-gitignore", "force-exclude"):
+        if key in values:
+            setattr(settings, key.replace("-", "_"), _boolean(values[key], key, path))
     return settings
+
+
+def _boolean(value: str, key: str, path: str) -> bool:
+    text = value.strip().lower()
+    if text in ("1", "yes", "true", "on"):
+        return True
+    if text in ("0", "no", "false", "off"):
+        return False
+    raise ConfigError(f"{key} = {value.strip()!r} in {path} is not true or false")
 
 
 __all__ = [

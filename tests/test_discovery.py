@@ -260,3 +260,23 @@ def test_pyi_files_are_checked_in_folders_and_when_named(project):
     put(project / "n.pyi")
     assert reported(run(["."])[1]) == ["n.pyi", "pkg/m.pyi"]
     assert reported(run(["n.pyi"])[1]) == ["n.pyi"]
+
+
+def test_config_keys_respect_gitignore_and_force_exclude(project):
+    (project / ".git").mkdir()
+    put(project / ".gitignore", "gen/\n")
+    put(project / "gen" / "a.py")
+    put(project / "build" / "b.py")
+    put(project / "ok.py")
+    put(project / "setup.cfg", "[flake8]\nrespect-gitignore = false\nforce_exclude = true\n")
+    out = io.StringIO()
+    cli.main([".", "build/b.py"], stdout=out, stderr=io.StringIO(), linter=toy_linter)
+    assert reported(out.getvalue()) == ["gen/a.py", "ok.py"]
+    out = io.StringIO()
+    cli.main(["--respect-gitignore", "--no-force-exclude", ".", "build/b.py"], stdout=out, stderr=io.StringIO(),
+             linter=toy_linter)
+    assert reported(out.getvalue()) == ["build/b.py", "ok.py"]
+    put(project / "setup.cfg", "[flake8]\nforce-exclude = maybe\n")
+    err = io.StringIO()
+    assert cli.main(["."], stdout=io.StringIO(), stderr=err, linter=toy_linter) == 2
+    assert "force-exclude = 'maybe'" in err.getvalue()
