@@ -92,6 +92,18 @@ def _combine(verdicts: List[Tuple[str, str, Optional[Evidence]]]) -> Tuple[str, 
     return verdicts[0] if verdicts else (MAYBE, "nothing binds it", None)
 
 
+def _chain_names(node: ast.AST) -> Set[str]:
+    """The names and attributes along ``a.b[0].c()``: {"a", "b", "c"}."""
+    out: Set[str] = set()
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if isinstance(node, ast.Attribute):
+            out.add(node.attr)
+        node = node.func if isinstance(node, ast.Call) else node.value
+    if isinstance(node, ast.Name):
+        out.add(node.id)
+    return out
+
+
 def _root_name(node: ast.AST) -> Optional[str]:
     while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
         node = node.func if isinstance(node, ast.Call) else node.value
@@ -144,7 +156,7 @@ def value_evidence(ctx: "RuleContext", value: Optional[ast.AST], scope: Optional
                 if method is not None and method.cls is not None:
                     return self_device_evidence(ctx, method.cls)
                 return MAYBE, "`self.device` of an unknown class", None
-            if _root_name(root) in _SETTING_ROOTS:
+            if _chain_names(root) & _SETTING_ROOTS:
                 return MAYBE, f"`{ctx.src(value)}` is a setting, of unknown kind", None
             return YES, f"`{ctx.src(value)}` is the .device of a tensor or module", Evidence.DEVICE_ATTR
         return MAYBE, f"`{ctx.src(value)}`, of unknown kind", None

@@ -625,3 +625,32 @@ def test_every_choice_carries_evidence_and_safe_ones_hold_it(monkeypatch):
             assert choice.evidence in SAFE_EVIDENCE, choice
         if choice.evidence in (Evidence.GUESS, Evidence.NEW_PROPERTY, Evidence.NEW_MODULE_DEVICE, Evidence.UNKNOWN):
             assert not choice.safe, choice
+
+
+@pytest.mark.parametrize("value", ["args.device", "self.args.device", "self.cfg.device", "opt.device"])
+def test_the_device_of_a_setting_is_not_evidence(value):
+    src = f"""\
+    import torch
+
+
+    class Runner:
+        def run(self, x, args, opt):
+            device = {value}
+            return x.cuda()
+    """
+    d = at(src, "DEV002", 7)
+    assert texts(d) == ["x.to(device)"] and not d.fix.safe and "setting" in d.fix.description
+
+
+@pytest.mark.parametrize("value", ["model.device", "next(model.parameters()).device", "images.tensor.device"])
+def test_the_device_of_a_tensor_or_module_is_evidence(value):
+    src = f"""\
+    import torch
+
+
+    def run(x, model, images):
+        device = {value}
+        return x.cuda()
+    """
+    d = at(src, "DEV002", 6)
+    assert texts(d) == ["x.to(device)"] and d.fix.safe
