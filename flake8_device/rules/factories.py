@@ -322,17 +322,19 @@ def _legacy_target(ck, factory: ast.Call, name: str):
             return LegacyTarget(f"{torch}.empty", False, "the unpacked arguments are guessed to be sizes")
         return "legacy constructor with unpacked arguments; rewrite it by hand"
     if not args:
-        return LegacyTarget(f"{torch}.empty", True, empty=True)
+        return LegacyTarget(f"{torch}.empty", True, "no argument: an empty 1-D tensor, shape (0,)", empty=True)
     func = ck.current_function()
     if len(args) == 1:
         a = args[0]
         if isinstance(a, (ast.List, ast.ListComp, ast.Tuple)):
-            return LegacyTarget(f"{torch}.tensor", True)
+            return LegacyTarget(f"{torch}.tensor", True, "a list or tuple is data")
         int_names = func.int_names if func is not None else set()
-        if is_int_expr(a, int_names) or _is_size_value(ck, a):
-            return LegacyTarget(f"{torch}.empty", True)
+        if is_int_expr(a, int_names):
+            return LegacyTarget(f"{torch}.empty", True, "an integer is a size")
+        if _is_size_value(ck, a):
+            return LegacyTarget(f"{torch}.empty", True, "a shape (torch.Size) is read as sizes")
         if isinstance(a, ast.Name) and func is not None and a.id in func.list_names:
-            return LegacyTarget(f"{torch}.tensor", True)
+            return LegacyTarget(f"{torch}.tensor", True, f"`{a.id}` is used as a collection: data")
         if isinstance(a, ast.Name) and func is not None and a.id in func.tensor_names:
             return (f"`{a.id}` holds a tensor or storage (bound from a torch call): {torch}.{name}({a.id}) is an "
                     "alias of it (the same storage; a tensor keeps its dtype), not a copy; rewrite it by hand")
@@ -341,23 +343,23 @@ def _legacy_target(ck, factory: ast.Call, name: str):
             if q.startswith(("numpy.", "np.")):
                 short = q.split(".", 1)[1]
                 if short in _NUMPY_NEW:
-                    return LegacyTarget(f"{torch}.tensor", True)
+                    return LegacyTarget(f"{torch}.tensor", True, "a new NumPy array is data")
                 return LegacyTarget(f"{torch}.tensor", False, f"{torch}.{name}() of a NumPy array may share its "
                                                               "memory, torch.tensor copies it")
             if q in ("list", "tuple") or (isinstance(a.func, ast.Attribute) and a.func.attr == "tolist"):
-                return LegacyTarget(f"{torch}.tensor", True)
+                return LegacyTarget(f"{torch}.tensor", True, "a new list or tuple is data")
             return LegacyTarget(f"{torch}.tensor", False, f"{_GUESSED}; {alias}")  # a call's result
         if isinstance(a, ast.BinOp) or (isinstance(a, (ast.Name, ast.Attribute)) and _count_like(a)):
             return LegacyTarget(f"{torch}.empty", False, _GUESSED)  # an integer variable means a size
         return LegacyTarget(f"{torch}.tensor", False, f"{_GUESSED}; {alias}")
     if all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in args):
-        return LegacyTarget(f"{torch}.empty", True)
+        return LegacyTarget(f"{torch}.empty", True, "integers are sizes")
     if all(isinstance(a, (ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.BinOp, ast.Call))
            for a in args):
         int_names = func.int_names if func is not None else set()
         # several arguments are sizes unless one is a tensor
         safe = all(is_int_expr(a, int_names) for a in args)
-        return LegacyTarget(f"{torch}.empty", safe, "" if safe else _GUESSED)
+        return LegacyTarget(f"{torch}.empty", safe, "integers are sizes" if safe else _GUESSED)
     return "legacy constructor with unusual arguments; rewrite it by hand"
 
 
@@ -464,6 +466,7 @@ def _build_fix(ck, outer, factory, kind, name, steps):
         func_name = legacy.func
         if not legacy.safe:
             safe = False
+        if legacy.note:
             notes.append(legacy.note)
         dtype = _legacy_dtype(ck, name, legacy)
     elif name == "from_numpy":
