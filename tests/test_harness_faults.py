@@ -418,3 +418,12 @@ def test_report_writes_for_any_mix_of_results(tmp_path_factory):
         assert path.read_text().startswith("# flake8-device harness report")
 
     prop()
+
+
+def test_a_missing_module_of_the_project_itself_is_not_sent_to_the_package_index(tmp_path):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "__init__.py").write_text("")
+    hint = d2.missing_package_hint(ModuleNotFoundError("x", name="proj.layers._C"), str(tmp_path))
+    assert "of the project itself" in hint and "pip install" not in hint
+    hint = d2.missing_package_hint(ModuleNotFoundError("x", name="_ext"), str(tmp_path))
+    assert "compiled extension" in hint

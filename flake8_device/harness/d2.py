@@ -504,11 +504,18 @@ PACKAGE_HINTS = {
 }
 
 
-def missing_package_hint(exc: BaseException) -> Optional[str]:
+def missing_package_hint(exc: BaseException, root: Optional[str] = None) -> Optional[str]:
     """What to install for a ``ModuleNotFoundError`` (None for other errors)."""
     if not isinstance(exc, ModuleNotFoundError) or not exc.name:
         return None
     top = exc.name.split(".")[0]
+    last = exc.name.split(".")[-1]
+    own = set(_top_level_names(root)) if root and os.path.isdir(root) else set()
+    if top in own or (last.startswith("_") and top not in PACKAGE_HINTS):
+        return (f"missing module {exc.name!r} of the project itself: a compiled extension (build it from the"
+                " project's sources as its install instructions say, e.g. `python setup.py build_ext --inplace`"
+                " in its ops folder; a CUDA-only op needs a GPU machine) or a file missing from the tree; it is"
+                " not on the package index")
     hint = PACKAGE_HINTS.get(top)
     if hint is None:
         hint = (f"pip install {top} (if the package index has no package of that name, the module comes from"
@@ -521,7 +528,7 @@ def _error(exc: BaseException, root: str) -> Dict[str, str]:
     first = text.splitlines()[0] if text else ""
     err = {"type": type(exc).__name__, "text": f"{type(exc).__name__}: {first}", "where": _where(exc, root),
            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])}
-    hint = missing_package_hint(exc)
+    hint = missing_package_hint(exc, root)
     if hint:
         err["hint"] = hint
     return err
