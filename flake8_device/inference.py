@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from .diagnostics import Fix, InsertBefore, RewriteCall, Span
 from .facts import DEVICE_PREFIX, DEVICE_STR, MORE_DEVICE_BASES, ClassInfo, FuncInfo, _is_device_name, _walk_shallow, children, \
-    param_defaults, returns_tensor
+    is_int_expr, param_defaults, returns_tensor
 from .names import AVAILABILITY_EXPR, KNOWN_DEVICE_BASES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,6 +69,12 @@ _SETTING_ROOTS = frozenset({"args", "opt", "opts", "cfg", "config", "conf", "hpa
                             "options", "flags", "FLAGS", "hp", "kwargs", "parser", "namespace", "ns"})
 
 YES, MAYBE, NO = "yes", "maybe", "no"
+# Calls that return a device index or count, not a device.
+_INT_DEVICE_CALLS = frozenset({"torch.cuda.current_device", "torch.cuda.device_count", "torch.get_device",
+                               "torch.accelerator.current_device_index", "torch.accelerator.device_count",
+                               "torch.xpu.current_device", "torch.xpu.device_count"})
+# Device-like names that hold an index, a count or a list of them: ``device_id``, ``num_devices``, ``device_ids``.
+_INDEX_NAME = re.compile(r"(^|_)(id|ids|idx|index|indices|count|num|n)(_|$)|^num|^n_|devices$", re.I)
 
 
 def is_device_string(value: str) -> bool:
@@ -141,6 +147,10 @@ def value_evidence(ctx: "RuleContext", value: Optional[ast.AST], scope: Optional
         if _is_device_prefix(value.left.value):
             return YES, "a device string built at run time", Evidence.DEVICE_STRING
         return NO, f"{value.left.value!r}... is not a torch device string", None
+    if cls in (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.DictComp, ast.SetComp):
+        return NO, "a collection, not a device", None
+    if is_int_expr(value) or (cls is ast.Call and ctx.resolve(value.func) in _INT_DEVICE_CALLS):
+        return NO, f"`{ctx.src(value)}` is an integer, not a device", None
     if cls is ast.Call:
         if ctx.resolve(value.func) == "torch.device":
             return YES, "a torch.device(...) call", Evidence.TORCH_DEVICE
@@ -279,6 +289,8 @@ def name_evidence(ctx: "RuleContext", name: str, scope: Optional[ast.AST], line:
         else:
             verdicts.append((MAYBE, f"`{name}` is bound by a loop, an import or an update", None))
     verdict = _combine(verdicts)
+    if verdict[0] == MAYBE and _INDEX_NAME.search(name):
+        verdict = (NO, f"`{name}` is named like an index, a count or a list of devices ({verdict[1]})", None)
     late = scope is None and not ctx.func_stack and all(b[0] >= line for b in bindings)
     if scope is None and ctx.func_stack:
         top = ctx.func_stack[0].node

@@ -654,3 +654,20 @@ def test_the_device_of_a_tensor_or_module_is_evidence(value):
     """
     d = at(src, "DEV002", 6)
     assert texts(d) == ["x.to(device)"] and d.fix.safe
+
+
+@pytest.mark.parametrize("binding", ["device_ids = [0, 1]", "num_devices = torch.cuda.device_count()",
+                                     "device_id = args.gpu", "device = torch.cuda.current_device()",
+                                     "device = len(args.gpus)", "local_device_index = int(args.rank)"])
+def test_indices_counts_and_lists_are_not_devices(binding):
+    src = f"""\
+    import torch
+
+
+    def run(x, args):
+        {binding}
+        return x.cuda()
+    """
+    d = at(src, "DEV002", 6)
+    name = binding.split(" = ")[0]
+    assert f"x.to({name})" not in texts(d)
