@@ -427,3 +427,12 @@ def test_a_missing_module_of_the_project_itself_is_not_sent_to_the_package_index
     assert "of the project itself" in hint and "pip install" not in hint
     hint = d2.missing_package_hint(ModuleNotFoundError("x", name="_ext"), str(tmp_path))
     assert "compiled extension" in hint
+
+
+def test_a_missing_package_in_one_copy_only_names_what_to_install_in_the_check():
+    e = {"type": "ModuleNotFoundError", "text": "ModuleNotFoundError: No module named 'cv2'", "where": "a.py:1: x",
+         "hint": d2.missing_package_hint(ModuleNotFoundError("x", name="cv2"))}
+    ref = {"sections": {}, "errors": {"setup": e}, "facts": {}, "model": {}, "mismatches": {}, "seconds": {}}
+    check = project.CheckResult(3, "x")
+    project._check3(check, ref, ref, None)
+    assert check.status == project.FAIL and "pip install opencv-python-headless" in check.message

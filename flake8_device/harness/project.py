@@ -477,7 +477,9 @@ def _short(text: str, n: int = 160) -> str:
 
 def _err_line(r: Dict[str, Any], key: str) -> str:
     e = r["errors"].get(key)
-    return f"{e['text']} at {e['where']}" if e else ""
+    if not e:
+        return ""
+    return f"{e['text']} at {e['where']}" + (f" ({e['hint']})" if e.get("hint") else "")
 
 
 def _fatal(r: Dict[str, Any]) -> Optional[str]:
