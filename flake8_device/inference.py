@@ -267,9 +267,7 @@ def name_evidence(ctx: "RuleContext", name: str, scope: Optional[ast.AST], line:
         if kind == "param":
             p, default = node
             ann = _annotation_evidence(p.annotation) if p.annotation is not None else None
-            if ann is not None and ann[0] == NO:
-                verdicts.append(ann)
-            elif ann is not None:
+            if ann is not None:
                 verdicts.append(ann)
             elif default is not None and not (isinstance(default, ast.Constant) and default.value is None):
                 d = value_evidence(ctx, default, None, line, depth + 1)
@@ -291,12 +289,12 @@ def name_evidence(ctx: "RuleContext", name: str, scope: Optional[ast.AST], line:
     verdict = _combine(verdicts)
     if verdict[0] == MAYBE and _INDEX_NAME.search(name):
         verdict = (NO, f"`{name}` is named like an index, a count or a list of devices ({verdict[1]})", None)
-    late = scope is None and not ctx.func_stack and all(b[0] >= line for b in bindings)
-    if scope is None and ctx.func_stack:
-        top = ctx.func_stack[0].node
-        late = all(b[0] > getattr(top, "end_lineno", line) for b in bindings)
-    elif scope is not None:
+    if scope is not None:  # a local: bound only at or after the site
         late = all(b[0] >= line and b[1] != "param" for b in bindings)
+    elif ctx.func_stack:  # a global read in a function: bound only after the (outermost) function
+        late = all(b[0] > getattr(ctx.func_stack[0].node, "end_lineno", line) for b in bindings)
+    else:  # module code
+        late = all(b[0] >= line for b in bindings)
     if late and verdict[0] == YES:
         verdict = (MAYBE, f"`{name}` is bound only after this code (a late binding)", verdict[2])
     return (*verdict, late)
