@@ -671,3 +671,24 @@ def test_indices_counts_and_lists_are_not_devices(binding):
     d = at(src, "DEV002", 6)
     name = binding.split(" = ")[0]
     assert f"x.to({name})" not in texts(d)
+
+
+@pytest.mark.parametrize("init,safe", [
+    ("def __init__(self, device):\n        self.device = device", False),
+    ("def __init__(self, device: torch.device):\n        self.device = device", True),
+    ("def __init__(self, name):\n        self.device = torch.device(name)", True),
+    ("def __init__(self, cfg):\n        self.device = cfg.MODEL.DEVICE", False),
+])
+def test_self_device_follows_what_the_class_sets(init, safe):
+    src = f"""\
+import torch
+
+
+class Runner:
+    {init}
+
+    def run(self, x):
+        return x.cuda()
+"""
+    d = at(src, "DEV002", 9)
+    assert texts(d) == ["x.to(self.device)"] and d.fix.safe is safe, d.fix.description
