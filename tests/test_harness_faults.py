@@ -436,3 +436,25 @@ def test_a_missing_package_in_one_copy_only_names_what_to_install_in_the_check()
     check = project.CheckResult(3, "x")
     project._check3(check, ref, ref, None)
     assert check.status == project.FAIL and "pip install opencv-python-headless" in check.message
+
+
+def test_a_path_the_harness_cannot_run_is_left_out_and_said(tmp_path):
+    # training that needs what the synthetic inputs lack (two videos per batch): both copies fail alike
+    root = tmp_path / "p"
+    shutil.copytree(PROJECTS / "clipnet", root)
+    model = root / "clipnet" / "model.py"
+    model.write_text(model.read_text().replace(
+        "    def forward(self, batched_inputs):\n",
+        "    def forward(self, batched_inputs):\n"
+        "        if self.training and len(batched_inputs) < 2:\n"
+        "            raise ValueError('training needs two videos per batch')\n"))
+    rc, text, _ = _run("--project", str(root), "--config", "configs/clip4.yaml", "--out", str(tmp_path / "o"),
+                       "--size", "32x32", "--no-figure", "-q")
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    checks = {c["id"]: c for c in report["checks"]}
+    assert rc == 0, text
+    assert [checks[i]["status"] for i in (1, 2, 3, 4)] == ["PASS"] * 4
+    assert "training needs two videos per batch" in report["config"]["paths_not_run"]["train"]
+    assert "train: not run" in checks[2]["message"]
+    assert any("the train path was not compared" in w for w in checks[3]["figures"]["weak_evidence"])
+    assert "train" not in checks[3]["figures"]["sections"]

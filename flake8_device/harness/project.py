@@ -324,12 +324,14 @@ def run_project(cfg: ProjectConfig) -> HarnessReport:
     report.config["run_seconds"] = {role: {k: round(v, 1) for k, v in r["seconds"].items()}
                                     for role, r in results.items()}
 
+    harness_problem = _harness_problem(results)
+    not_run = {} if harness_problem else _paths_not_run(results)
+    report.config["paths_not_run"] = not_run
     _check1(checks[1], results["orig_cpu"], results.get("orig_virt"))
     _check2(checks[2], fx, all_finite)
     _check3(checks[3], results["orig_virt"], fx, compare)
     _check4(checks[4], results["fixed_virt"], fx, compare)
     _check5(checks[5], results, fx, cfg, gpu, compare)
-    harness_problem = _harness_problem(results)
     if harness_problem:
         # both copies fail the same way: nothing here is about the fix
         report.setup_error = harness_problem
@@ -424,12 +426,41 @@ def _harness_problem(results: Dict[str, Dict[str, Any]]) -> Optional[str]:
     e = _same_failure(ref, fx, ("setup", "build", "train", "infer"))
     if e is None:
         return None
+    if e["stage"] in ("train", "infer"):
+        other = "infer" if e["stage"] == "train" else "train"
+        if other not in ref["errors"] and other not in fx["errors"]:
+            return None  # the other path runs in both: only this one is left out (_paths_not_run)
     hint = e.get("hint") or {
         "setup": "the config or the set-up functions (--setup-script, --setup, --register, --opts)",
         "build": "the model's construction from this config (--opts)",
     }.get(e["stage"], "the inputs or the way the harness runs this path (--input-format, --num-frames, --size)")
     return (f"the harness could not run the model: the original and the fixed copy both fail at {e['stage']} with "
             f"{e['text']} at {e['where']}; this says nothing about the fix. Look at: {hint}")
+
+
+def _paths_not_run(results: Dict[str, Dict[str, Any]]) -> Dict[str, str]:
+    """The path (train or infer) that the original (virtual accelerator) and the fixed
+    copy (CPU) both fail in the same way while the other path runs in both: the
+    harness cannot run it with its inputs, and it is left out of every check (each
+    run's identical error on it is taken off), with the reason."""
+    ref, fx = results.get("orig_virt"), results.get("fixed_cpu")
+    if not ref or not fx or _fatal(ref) or _fatal(fx):
+        return {}
+    out: Dict[str, str] = {}
+    for path, other in (("train", "infer"), ("infer", "train")):
+        e = _same_failure(ref, fx, (path,))
+        if e and other not in ref["errors"] and other not in fx["errors"]:
+            out[path] = f"{e['text']} at {e['where']}"
+    if len(out) != 1:
+        return {}
+    path = next(iter(out))
+    want = (ref["errors"][path]["type"], ref["errors"][path]["text"])
+    for r in results.values():
+        e = r["errors"].get(path)
+        if e and (e["type"], e["text"]) == want:
+            del r["errors"][path]
+        r.setdefault("facts", {})["paths_not_run"] = dict(out)
+    return out
 
 
 def _weak_evidence(check: CheckResult, fx: Dict[str, Any]) -> None:
@@ -441,7 +472,10 @@ def _weak_evidence(check: CheckResult, fx: Dict[str, Any]) -> None:
     n_infer = len(fx.get("sections", {}).get("infer", []))
     n_cap = len(fx.get("sections", {}).get("captured", []))
     down = facts.get("captured_one_level_down") or {}
-    reasons = []
+    reasons = [f"the {p} path was not compared: the harness could not run it (both copies fail the same way: {why})"
+               for p, why in (facts.get("paths_not_run") or {}).items()]
+    if "infer" in (facts.get("paths_not_run") or {}):
+        names = []  # nothing to say about captures on a path that did not run
     if names and len(silent) == len(names) and not down:
         reasons.append(f"none of the capture hooks fired ({', '.join(names)}, nor the submodules one level down):"
                        " the model reaches its submodules through other methods than forward; name the modules or"
@@ -450,7 +484,9 @@ def _weak_evidence(check: CheckResult, fx: Dict[str, Any]) -> None:
         check.figures["captured_one_level_down"] = dict(down)  # parents reached through other methods
     if silent:
         check.figures["capture_hooks_not_fired"] = list(silent)  # e.g. a loss module, unused in inference
-    if n_cap == 0 and not reasons:
+    if "infer" in (facts.get("paths_not_run") or {}):
+        pass
+    elif n_cap == 0 and not reasons:
         reasons.append("no tensor built inside the model was captured on the inference path; only its"
                        f" {n_infer} output tensor(s) were compared")
     elif n_infer + n_cap < 3:
@@ -512,7 +548,11 @@ def _check1(check: CheckResult, r: Dict[str, Any], ref: Optional[Dict[str, Any]]
         check.figures["error"] = fatal
         return
     ran = []
+    skip = (r.get("facts") or {}).get("paths_not_run") or {}
     for path in ("train", "infer"):
+        if path in skip:
+            seen[path] = {"error": None, "not_run": skip[path]}
+            continue
         if fatal:
             e = r["errors"][[k for k in ("setup", "build") if k in r["errors"]][0]]
         else:
@@ -533,15 +573,17 @@ def _check1(check: CheckResult, r: Dict[str, Any], ref: Optional[Dict[str, Any]]
     check.figures["ran_on_cpu"] = ran
     if problems:
         check.status, check.message = FAIL, "; ".join(problems)
-    elif len(ran) == 2:
+    elif len(ran) + len(skip) == 2:
         check.status = SKIP
-        check.message = ("the original already runs on the CPU on both paths (train, infer): nothing device-specific"
-                         " to fix on these paths; checks 2-4 still show that the fixed copy computes the same")
+        check.message = (f"the original already runs on the CPU on {'both paths (train, infer)' if not skip else ran[0] if ran else 'no path'}:"
+                         " nothing device-specific to fix on these paths; checks 2-4 still show that the fixed copy"
+                         " computes the same")
         check.figures["reason"] = check.message
     else:
         check.status = PASS
         check.message = "; ".join(
-            f"{p}: {seen[p]['error']} (at {seen[p]['where']})" if seen[p]["error"] else f"{p}: runs on the CPU"
+            f"{p}: {seen[p]['error']} (at {seen[p]['where']})" if seen[p]["error"] else
+            f"{p}: not run by the harness" if seen[p].get("not_run") else f"{p}: runs on the CPU"
             for p in ("train", "infer"))
 
 
@@ -555,10 +597,11 @@ def _check2(check: CheckResult, r: Dict[str, Any], all_finite) -> None:
         check.status, check.message = FAIL, f"the fixed model did not get to run: {fatal}"
         return
     s, facts, problems = r["sections"], r["facts"], []
+    skip = facts.get("paths_not_run") or {}
     for path in ("train", "infer"):
         if path in r["errors"]:
             problems.append(f"{path}: {_err_line(r, path)}")
-    if "train" not in r["errors"]:
+    if "train" not in r["errors"] and "train" not in skip:
         obj = facts.get("train_objective")
         grads = s.get("train_grads", [])
         fin, bad = all_finite(s.get("train", []) + grads)
@@ -578,7 +621,7 @@ def _check2(check: CheckResult, r: Dict[str, Any], all_finite) -> None:
             problems.append(f"train: non-finite losses or gradients: {bad[:5]}")
         if not grads or len(zero) == len(grads):
             problems.append("train: no non-zero parameter gradient")
-    if "infer" not in r["errors"]:
+    if "infer" not in r["errors"] and "infer" not in skip:
         out = s.get("infer", [])
         sal = s.get("saliency", [])
         fin_o, bad_o = all_finite(out)
@@ -602,6 +645,24 @@ def _check2(check: CheckResult, r: Dict[str, Any], all_finite) -> None:
     check.status = FAIL if problems else PASS
     if problems:
         check.message = "; ".join(problems)
+        return
+    if skip:
+        check.figures["paths_not_run"] = dict(skip)
+        done = [p for p in ("train", "infer") if p not in skip]
+        if not done:
+            check.status, check.message = FAIL, "no path ran"
+            return
+        if "train" in skip:
+            i = check.figures["infer"]
+            sal = (f"saliency finite and non-zero on {i['saliency_frames'] - i['saliency_frames_all_zero']} of"
+                   f" {i['saliency_frames']} frames" if i["saliency_frames"] else f"saliency {i['saliency_note']}")
+            check.message = (f"infer: {i['output_tensors']} output tensors finite, {sal}; train: not run (the harness"
+                             f" could not run it: {skip['train']})")
+        else:
+            t = check.figures["train"]
+            check.message = (f"train: {t['losses']} losses, objective {t['objective']:.6g}, {t['parameter_gradients']}"
+                             f" parameter gradients finite; infer: not run (the harness could not run it:"
+                             f" {skip['infer']})")
         return
     t, i = check.figures["train"], check.figures["infer"]
     train_in = (f"input frames get a gradient on {t['input_frames_with_nonzero_gradient']} frame(s)"
