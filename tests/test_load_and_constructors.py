@@ -348,3 +348,56 @@ def test_cuda_typed_constructor_without_arguments(tmp_path):
     exec(compile(fixed, "<fixed>", "exec"), scope)
     got, _ = scope["f"]("cpu")
     assert (got.dtype, got.shape) == (torch.int64, (0,))
+
+
+_NAMED = """\
+import torch
+
+
+def to_gpu(storage, loc):
+    {body}
+
+
+def load(path):
+    return torch.load(path, {how}to_gpu)
+"""
+
+
+@pytest.mark.parametrize("body", ["return storage.cuda()", "return storage.cuda(0)",
+                                  '"""On the GPU."""\n    return storage.cuda(device=1)'])
+@pytest.mark.parametrize("how", ["map_location=", ""])
+def test_named_map_location_function_stays_a_storage_function(tmp_path, body, how):
+    """``def to_gpu(storage, loc): return storage.cuda()`` passed by name gets the lambda's fix, never
+    ``storage.to(<device>)`` (a storage has no ``.to``)."""
+    src = _NAMED.format(body=body, how=how)
+    (diag,) = [d for d in check_source(src) if d.code == "DEV002"]
+    assert diag.fix is not None and diag.fix.safe and "stays a callable" in diag.fix.description
+    fixed, _ = _fix(tmp_path, src)
+    assert ".to(" not in fixed
+    orig, new = {}, {}
+    exec(compile(src, "<orig>", "exec"), orig)
+    exec(compile(fixed, "<fixed>", "exec"), new)
+    for cuda in (True, False):
+        s_orig, s_new = _Storage(), _Storage()
+        with mock.patch.object(torch.cuda, "is_available", lambda: cuda):
+            got = new["to_gpu"](s_new, "cuda:0")
+        if cuda:
+            assert got == orig["to_gpu"](s_orig, "cuda:0") and s_new.moved == s_orig.moved
+        else:
+            assert got is s_new and s_new.moved == []
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(3)}, buffer)
+    buffer.seek(0)
+    assert torch.equal(new["load"](buffer)["w"], torch.arange(3))
+
+
+def test_named_map_location_function_of_another_shape_gets_no_to_device_fix():
+    src = _NAMED.format(body="s = storage.cuda()\n    return s.pin_memory()", how="map_location=")
+    (diag,) = [d for d in check_source(src) if d.code == "DEV002"]
+    assert diag.fix is None and "no .to(device)" in diag.no_fix_reason
+
+
+def test_function_not_used_as_map_location_keeps_the_usual_fix():
+    src = "import torch\n\n\ndef to_gpu(x, device):\n    return x.cuda()\n\n\ndef f(p):\n    return torch.load(p)\n"
+    (diag,) = [d for d in check_source(src) if d.code == "DEV002"]
+    assert "stays a callable" not in (diag.fix.description if diag.fix else "")

@@ -133,6 +133,7 @@ def check_attribute(ck, node: ast.Attribute) -> None:
 
 
 def check_function_def(ck, node) -> None:
+    amp.check_function_def(ck, node)
     defaults.check_defaults(ck, node)
     distributed.check_defaults(ck, node, param_defaults(node))
 

@@ -167,20 +167,27 @@ _LOAD_WHY = ("None where CUDA is available restores every tensor where it was sa
              "would move every loaded tensor, CPU ones included")
 
 
-def _storage_cuda(fn: ast.Lambda) -> Optional[ast.Call]:
-    """The ``storage.cuda(...)`` body of ``lambda storage, loc: storage.cuda(...)``, else None."""
+def _storage_cuda(fn) -> Optional[ast.Call]:
+    """The ``storage.cuda(...)`` body of ``lambda storage, loc: storage.cuda(...)`` (or of a function
+    ``def f(storage, loc): return storage.cuda(...)``, a docstring allowed), else None."""
     a = fn.args
     params = [p.arg for p in a.posonlyargs + a.args]
     if len(params) != 2 or a.vararg or a.kwarg or a.kwonlyargs or a.defaults:
         return None
     body = fn.body
+    if isinstance(body, list):
+        stmts = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                         and isinstance(s.value.value, str))]
+        if len(stmts) != 1 or not isinstance(stmts[0], ast.Return):
+            return None
+        body = stmts[0].value
     if (isinstance(body, ast.Call) and isinstance(body.func, ast.Attribute) and body.func.attr == "cuda"
             and isinstance(body.func.value, ast.Name) and body.func.value.id == params[0] and not has_star(body)):
         return body
     return None
 
 
-def _check_callable_location(ck, fn: ast.Lambda) -> None:
+def _check_callable_location(ck, fn) -> None:
     """``map_location=lambda storage, loc: storage.cuda()``: the fix stays a callable.
 
     A storage-level ``map_location`` callable returns the storage to use
@@ -191,7 +198,7 @@ def _check_callable_location(ck, fn: ast.Lambda) -> None:
     body = _storage_cuda(fn)
     if body is None:
         # another shape: the usual .cuda() -> .to(<device>) fix would fail on a storage
-        for n in ast.walk(fn.body):
+        for n in ast.walk(fn.body if isinstance(fn, ast.Lambda) else ast.Module(body=fn.body, type_ignores=[])):
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "cuda":
                 ck.handled.update((id(n), id(n.func)))
                 if not ck.guarded:
@@ -253,3 +260,26 @@ def check_load(ck, node: ast.Call) -> None:
     fix = Fix((op,), True, f"map_location={expr}: {_LOAD_WHY}", needs=("torch",))
     ck.report("DEV006", node, "torch.load() without map_location restores tensors to the device they were "
                               "saved from, which fails where that device does not exist", fix)
+
+
+def _map_location_names(ck) -> frozenset:
+    """Names passed as ``torch.load``'s ``map_location`` (keyword or second argument) in this module."""
+    names = ck.rule_state.get("map_location_names")
+    if names is None:
+        found = set()
+        for n in ast.walk(ck.tree):
+            if isinstance(n, ast.Call) and ck.resolve(n.func) == "torch.load":
+                loc = kw(n, "map_location")
+                arg = loc.value if loc is not None else (n.args[1] if len(n.args) >= 2 else None)
+                if isinstance(arg, ast.Name):
+                    found.add(arg.id)
+        names = ck.rule_state["map_location_names"] = frozenset(found)
+    return names
+
+
+def check_function_def(ck, node) -> None:
+    """``def to_gpu(storage, loc): return storage.cuda()`` passed by name as a ``map_location``: the same
+    fix as the lambda's (a storage has no ``.to(device)``).  Runs before the body is visited, so the
+    ``.cuda()`` calls it covers get no other fix."""
+    if isinstance(node, ast.FunctionDef) and node.name in _map_location_names(ck):
+        _check_callable_location(ck, node)
