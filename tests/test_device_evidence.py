@@ -692,3 +692,18 @@ class Runner:
 """
     d = at(src, "DEV002", 9)
     assert texts(d) == ["x.to(self.device)"] and d.fix.safe is safe, d.fix.description
+
+
+def test_constructor_device_string_falls_back_to_the_availability_test_over_a_bare_parameter():
+    # `device` may hold anything; the literal "cuda" keeps its meaning where CUDA exists.
+    src = """\
+    import torch
+
+
+    def f(x, device):
+        y = torch.zeros(3, device="cuda")
+        return y
+    """
+    d = at(src, "DEV003", 5)
+    assert texts(d) == [AVAIL] and d.fix.safe
+    assert "device" in d.fix.description and "evidence" in d.fix.description

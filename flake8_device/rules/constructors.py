@@ -9,19 +9,28 @@ from ..names import LEGACY_CTORS
 from .common import device_fix, receiver_roots
 
 
-def _fallback_fix(ck, literal: ast.AST, dev_type: str):
-    """Keep the accelerator where it exists, fall back to the CPU elsewhere."""
+def _fallback_fix(ck, literal: ast.AST, dev_type: str, instead_of=None):
+    """Keep the accelerator where it exists, fall back to the CPU elsewhere.
+
+    ``instead_of`` is the unsafe fix this one replaces (a device in scope without evidence).
+    """
     expr = ck.availability_expr(literal, dev_type)
     if expr is None:
         return None, f"no device source in scope and no availability check known for {dev_type!r}"
+    why = "no device source in scope"
+    if instead_of is not None:
+        why = f"no device in scope with evidence (the candidate: {instead_of.description})"
     return Fix((ReplaceNode(Span.of(literal), expr),), True,
-               f"no device source in scope: fall back to the CPU when no {dev_type} device is available"), None
+               f"{why}: fall back to the CPU when no {dev_type} device is available"), None
 
 
 def _inferred_or_fallback(ck, node, literal, dev_type, plain, exclude=frozenset()):
     fix, why = device_fix(ck, node, literal, plain, set(exclude))
-    if fix is None and plain and isinstance(literal, ast.Constant):
-        fix, why = _fallback_fix(ck, literal, dev_type)
+    if (fix is None or not fix.safe) and plain and isinstance(literal, ast.Constant):
+        # a device without evidence (a bare parameter, a label): the availability test is safe
+        fallback, fallback_why = _fallback_fix(ck, literal, dev_type, instead_of=fix)
+        if fallback is not None or fix is None:
+            fix, why = fallback, fallback_why
     return fix, why
 
 
