@@ -125,6 +125,11 @@ CALLS: Dict[str, List[str]] = {
         '{"nccl": "cuda", "gloo": "cpu"}[parse([]).dist_backend]',
         '{"nccl": "cuda", "gloo": "cpu"}[Config.dist_backend]',
     ],
+    "DEV010": [
+        # the wrapper is recorded, not built (no process group here): ids mean the accelerator, None the CPU
+        'DistributedDataParallel = lambda m, device_ids=None, output_device=None: "cuda" if device_ids else "cpu"\n'
+        'wrap(None, 0)',
+    ],
     "DEV009": [
         "torch.manual_seed(0)\n"
         "shapes = torch.tensor([[2, 2], [1, 1]], device=DEV)\n"

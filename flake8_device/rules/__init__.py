@@ -12,6 +12,7 @@ DEV006   ``torch.load`` without ``map_location``                      amp
 DEV007   CUDA runtime calls (streams, events, synchronize, set_device) runtime
 DEV008   NCCL hardcoded as the distributed backend                    distributed
 DEV009   compiled-extension import with an unreachable fallback       extensions
+DEV010   device ids given to DDP / FSDP (raise for a CPU module)      distributed
 DEV101   device-less factory immediately moved                        factories
 DEV102   device-less factory in device-aware code (default-ignored)  factories
 DEV103   legacy typed constructors (``torch.IntTensor``...)           factories
@@ -36,6 +37,7 @@ CODES = {
     "DEV007": "CUDA runtime call that raises where CUDA is missing",
     "DEV008": "NCCL hardcoded as the distributed backend",
     "DEV009": "compiled-extension import whose PyTorch fallback cannot run",
+    "DEV010": "device ids given to DistributedDataParallel/FSDP",
     "DEV101": "device-less tensor factory immediately moved",
     "DEV102": "device-less tensor factory in device-aware code",
     "DEV103": "legacy tensor constructor",

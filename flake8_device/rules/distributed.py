@@ -1,4 +1,5 @@
-"""DEV008: NCCL hardcoded as the ``torch.distributed`` backend.
+"""DEV008: NCCL hardcoded as the ``torch.distributed`` backend; DEV010: accelerator device ids given to
+``DistributedDataParallel`` / ``FullyShardedDataParallel`` (see :func:`_check_device_ids`).
 
 NCCL runs only on NVIDIA GPUs: ``init_process_group("nccl", ...)`` fails on a machine
 without CUDA ("ProcessGroupNCCL is only supported with GPUs, no GPUs found!", or
@@ -26,9 +27,13 @@ import ast
 from typing import Optional
 
 from ..diagnostics import Fix, ReplaceNode, Span
+from .common import kw
 
 _GROUP_CALLS = frozenset({"init_process_group", "new_group", "new_subgroups", "new_subgroups_by_enumeration"})
-NAMES = frozenset({*_GROUP_CALLS, "add_argument"})
+# DEV010: the wrappers whose device ids raise for a CPU module (``DataParallel`` does not: without CUDA it
+# calls the module directly)
+_WRAPPERS = {"DistributedDataParallel": "device_ids", "FullyShardedDataParallel": "device_id"}
+NAMES = frozenset({*_GROUP_CALLS, "add_argument", *_WRAPPERS, "DDP", "FSDP"})
 
 
 def _is_nccl(ck, node: Optional[ast.AST]) -> bool:
@@ -57,7 +62,54 @@ def _report(ck, node: ast.AST, where: str) -> None:
                               "use the default backend for the device in use", fix, None)
 
 
+def _wrapper(ck, node: ast.Call) -> Optional[str]:
+    q = ck.resolve(node.func) or ""
+    short = q.rsplit(".", 1)[-1]
+    return short if q.startswith("torch.") and short in _WRAPPERS else None
+
+
+def _check_device_ids(ck, node: ast.Call) -> None:
+    """DEV010: ``DistributedDataParallel(m, device_ids=[rank])`` / ``FullyShardedDataParallel(m, device_id=rank)``.
+
+    Where CUDA is missing the module is on the CPU and DDP raises ``ValueError`` ("device_ids and
+    output_device arguments only work with single-device/multiple-device GPU modules or CPU modules, but got
+    device_ids [0], output_device None, and module parameters {device(type='cpu')}"); FSDP raises
+    ``RuntimeError`` without an accelerator whatever ``device_id`` is (torch 2.14), so it gets no fix.  ``output_device`` alone is ignored for a CPU module.
+    """
+    short = _wrapper(ck, node)
+    if short is None:
+        return
+    key = _WRAPPERS[short]
+    k = kw(node, key)
+    value = k.value if k is not None else None
+    if value is None and short == "DistributedDataParallel" and len(node.args) >= 2 \
+            and not any(isinstance(a, ast.Starred) for a in node.args[:2]):
+        value = node.args[1]
+    if value is None or id(value) in ck.handled:
+        return
+    ck.handled.add(id(value))
+    if (isinstance(value, ast.Constant) and value.value is None) or isinstance(value, ast.IfExp):
+        return  # None, or already chosen by a condition
+    if ck.guarded or any("cuda" in getattr(f.node, "name", "").lower() for f in ck.func_stack):
+        return
+    fix, why = None, None
+    if short == "FullyShardedDataParallel":
+        why = "FSDP needs an accelerator in this torch whatever device_id says: no rewrite of the id runs it on the CPU"
+    elif ck.fixes:
+        torch = ck.torch_name() or "torch"
+        fix = Fix((ReplaceNode(Span.of(value), f"{ck.src(value)} if {torch}.cuda.is_available() else None"),),
+                  True, f"the same {key} where CUDA is available, else None (what a CPU module requires)",
+                  needs=("torch",))
+    if short == "FullyShardedDataParallel":
+        message = f"{key}= given to {short}: FSDP raises where no accelerator exists (the module is on the CPU there)"
+    else:
+        message = (f"{key}= given to {short} raises where CUDA is missing (the module is on the CPU there); "
+                   "pass None without CUDA")
+    ck.report("DEV010", value, message, fix, why)
+
+
 def check_call(ck, node: ast.Call) -> None:
+    _check_device_ids(ck, node)
     func = node.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
     if name in _GROUP_CALLS and node.args and _is_nccl(ck, node.args[0]) and id(node.args[0]) not in ck.handled:

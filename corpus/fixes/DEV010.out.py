@@ -1,0 +1,6 @@
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+
+def wrap(model, local_rank):
+    return DistributedDataParallel(model, device_ids=[local_rank] if torch.cuda.is_available() else None, output_device=local_rank)
