@@ -228,7 +228,8 @@ def _report_portability(ck, movers: List[Step], chain) -> None:
 
 
 def _legacy_msg(ck, factory, name, target) -> str:
-    dtype = LEGACY_CTORS[name]
+    # torch.Tensor follows the default dtype (torch.set_default_dtype), as its fix does
+    dtype = "torch.get_default_dtype()" if name == "Tensor" else LEGACY_CTORS[name]
     moved = f", then moved to {target}" if target else ""
     return (f"torch.{name}() is a legacy constructor that always allocates on the CPU{moved}; "
             f"use torch.tensor(..., dtype={dtype}, device=...)")
