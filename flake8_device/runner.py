@@ -1,0 +1,202 @@
+"""Linting and fixing one file: the rounds of ``--fix``, what is left and why.
+
+:class:`Runner` lints a file with the run's settings (selection, ``# noqa``),
+applies the fixes with every post-condition checked, re-lints until the fixes
+settle and keeps, for each diagnostic left, the reason it was left.
+:func:`write_checked` writes a fixed file back, refusing a path that leaves the
+folders given.  The command (:mod:`flake8_device.cli`) and the harness drive it.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from flake8_device_fixers import (
+    REASON_NO_FIX,
+    SourceError,
+    SourceFile,
+    apply_fixes,
+    read_source,
+    write_source,
+)
+
+from .config import Settings
+from .diagnostics import Diagnostic
+from .noqa import NoqaMap
+from .options import Options
+
+DEFAULT_MAX_ROUNDS = 5
+REASON_ROUNDS = "fixes did not settle within {n} rounds"
+
+
+def write_checked(source: SourceFile, text: str, roots: Sequence[str]) -> None:
+    """:func:`flake8_device_fixers.write_source`, refusing a file whose real path, through a
+    symlink, lies outside every one of ``roots``."""
+    real = os.path.realpath(source.path)
+    if roots and not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+        raise SourceError(f"not written: it is a symlink to {real}, outside the paths given")
+    write_source(source, text)
+
+
+@dataclass
+class FileReport:
+    path: str
+    found: List[Diagnostic] = field(default_factory=list)
+    fixed: List[Diagnostic] = field(default_factory=list)
+    left: List[Tuple[Diagnostic, str]] = field(default_factory=list)
+    original: str = ""
+    text: str = ""
+    error: Optional[str] = None
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+
+Linter = Callable[[str, str, Options], List[Diagnostic]]
+
+
+def _default_linter(text: str, filename: str, options: Options) -> List[Diagnostic]:
+    from . import engine
+
+    return list(engine.check_source(text, filename, options))
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        fix: bool,
+        unsafe: bool,
+        max_file_size: int,
+        disable_noqa: bool = False,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        linter: Optional[Linter] = None,
+    ) -> None:
+        self.settings = settings
+        self.options = settings.options()
+        self.fix = fix
+        self.unsafe = unsafe
+        self.max_file_size = max_file_size
+        self.disable_noqa = disable_noqa
+        self.max_rounds = max_rounds
+        self.linter = linter or _default_linter
+        # names a stand-in linter's fixes may use without defining them (tests)
+        self.assumed_names = tuple(getattr(self.linter, "assumed_names", ()))
+        # groups of the last lint with a member filtered out -> why
+        self.blocked_groups: Dict[str, str] = {}
+
+    def lint(self, text: str, path: str) -> List[Diagnostic]:
+        diags = self.linter(text, path, self.options)
+        noqa = NoqaMap(text)
+        out = []
+        blocked: Dict[str, str] = {}
+        for d in diags:
+            why = None
+            if not self.settings.is_selected(d.code, path):
+                why = f"{d.code} on line {d.span.line} is not selected"
+            elif not self.disable_noqa and noqa.suppresses(d.span.line, d.code):
+                why = f"{d.code} on line {d.span.line} is suppressed by # noqa"
+            if why is None:
+                out.append(d)
+            elif d.fix is not None and d.fix.group is not None:
+                blocked.setdefault(d.fix.group, why)
+        self.blocked_groups = blocked
+        out.sort(key=lambda d: (d.span, d.code))
+        return out
+
+    def apply(self, text: str, diags: List[Diagnostic], path: str, unsafe: Optional[bool] = None):
+        """Apply ``diags``' fixes to ``text`` with every post-condition checked.
+
+        ``unsafe`` overrides the run's --unsafe-fixes (the JSON and SARIF
+        outputs show the edits of unsafe fixes too).
+        """
+        unsafe = self.unsafe if unsafe is None else unsafe
+        return apply_fixes(text, diags, unsafe=unsafe, filename=path, check_names=True,
+                           builtins=self.assumed_names, blocked_groups=self.blocked_groups)
+
+    def run_file(self, path: str, source: Optional[SourceFile] = None) -> Tuple[FileReport, Optional[object]]:
+        """Lint (and fix) one file; ``source`` is given when the text was read already (stdin)."""
+        # The cyclic collector is paused while one file is processed: its full
+        # passes walk every live object (the trees of a big file), which made
+        # --fix time grow faster than the number of fixes.  Reference counting
+        # still frees everything that is not a cycle.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run_file(path, source)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _run_file(self, path: str, source: Optional[SourceFile]) -> Tuple[FileReport, Optional[object]]:
+        report = FileReport(path)
+        if source is None:
+            try:
+                source = read_source(path, self.max_file_size)
+            except SourceError as exc:
+                report.error = f"{path}: {exc}"
+                return report, None
+        text = source.text
+        report.original = report.text = text
+        if not self.disable_noqa and NoqaMap(text).file_ignored:
+            return report, source
+        try:
+            diags = self.lint(text, path)
+        except SyntaxError as exc:
+            line = exc.lineno or 1
+            col = (exc.offset or 1)
+            report.error = f"{path}:{line}:{col}: E999 SyntaxError: {exc.msg}"
+            return report, source
+        except RecursionError:
+            report.error = f"{path}:1:1: E902 RecursionError: the file nests too deeply to analyse"
+            return report, source
+        report.found = diags
+        if not self.fix:
+            report.left = [(d, self._why_not(d)) for d in diags]
+            return report, source
+
+        reasons: Dict[Tuple, str] = {}
+        settled = False
+        for _round in range(self.max_rounds):
+            result = self.apply(text, diags, path)
+            for d, why in result.skipped:
+                reasons[(d.code, d.span)] = why
+            if not result.applied:
+                settled = True
+                break
+            try:
+                new_diags = self.lint(result.text, path)
+            except (SyntaxError, RecursionError):
+                # never keep a text the engine cannot read
+                for d in result.applied:
+                    reasons[(d.code, d.span)] = "fix would not parse"
+                settled = True
+                break
+            report.fixed.extend(result.applied)
+            text = result.text
+            diags = new_diags
+        if not settled and diags:
+            # Still changing after the last round (ruff keeps the progress too):
+            # the diagnostics a further round would fix say so.
+            again = {(d.code, d.span) for d in self.apply(text, diags, path).applied}
+            for d in diags:
+                if (d.code, d.span) in again:
+                    reasons[(d.code, d.span)] = REASON_ROUNDS.format(n=self.max_rounds)
+        report.text = text
+        report.left = [(d, reasons.get((d.code, d.span)) or self._why_not(d)) for d in diags]
+        return report, source
+
+    def _why_not(self, d: Diagnostic) -> str:
+        if d.fix is None:
+            return d.no_fix_reason or REASON_NO_FIX
+        if not d.fix.safe and not self.unsafe:
+            return "unsafe fix; use --unsafe-fixes"
+        return "fixable with --fix"
+
+    def fixable(self, d: Diagnostic) -> bool:
+        return d.fix is not None and (d.fix.safe or self.unsafe)
