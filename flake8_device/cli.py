@@ -34,6 +34,7 @@ from .runner import (  # noqa: F401  (FileReport, Runner, write_checked: importa
     Runner,
     write_checked,
 )
+from .runner import report_items as _items
 
 EXIT_OK = 0
 EXIT_FOUND = 1
@@ -452,26 +453,6 @@ def _text_lines(report: FileReport, path: str, runner: "Runner", args: argparse.
         if args.show_source:
             lines.extend(_source_lines(report.text, d))
     return lines
-
-
-def _items(report: FileReport, path: str, runner: "Runner", fixing: bool, fmt: str) -> List[output.Item]:
-    diags = [d for d, _ in report.left]
-    if not diags:
-        return []
-    rows = add_noqa.noqa_rows(report.text, {d.span.line for d in diags}) if fmt in output.NEEDS_EDITS else {}
-    items = []
-    for d in diags:
-        edits = None
-        if fmt in output.NEEDS_EDITS and d.fix is not None:
-            try:
-                edits = output.fix_edits(report.text, d, diags, path,
-                                         apply=lambda t, ds: runner.apply(t, ds, report.path, unsafe=True))
-            except Exception:  # a fix the fixer cannot plan: report it without edits
-                edits = None
-        items.append(output.Item(path=path, diag=d, text=report.text,
-                                 fixable=runner.fixable(d) and not fixing,
-                                 edits=edits, noqa_row=rows.get(d.span.line)))
-    return items
 
 
 def _add_noqa(report: FileReport, runner: "Runner") -> Tuple[str, int, List[Tuple[int, str]]]:

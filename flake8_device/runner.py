@@ -23,6 +23,7 @@ from flake8_device_fixers import (
     write_source,
 )
 
+from . import add_noqa, output
 from .config import Settings
 from .diagnostics import Diagnostic
 from .noqa import NoqaMap
@@ -200,3 +201,25 @@ class Runner:
 
     def fixable(self, d: Diagnostic) -> bool:
         return d.fix is not None and (d.fix.safe or self.unsafe)
+
+
+def report_items(report: FileReport, path: str, runner: Runner, fixing: bool, fmt: str) -> List[output.Item]:
+    """The records a structured ``fmt`` prints for the diagnostics left in ``report`` (``path``
+    as shown), with each fix's text edits where ``fmt`` shows them."""
+    diags = [d for d, _ in report.left]
+    if not diags:
+        return []
+    rows = add_noqa.noqa_rows(report.text, {d.span.line for d in diags}) if fmt in output.NEEDS_EDITS else {}
+    items = []
+    for d in diags:
+        edits = None
+        if fmt in output.NEEDS_EDITS and d.fix is not None:
+            try:
+                edits = output.fix_edits(report.text, d, diags, path,
+                                         apply=lambda t, ds: runner.apply(t, ds, report.path, unsafe=True))
+            except Exception:  # a fix the fixer cannot plan: report it without edits
+                edits = None
+        items.append(output.Item(path=path, diag=d, text=report.text,
+                                 fixable=runner.fixable(d) and not fixing,
+                                 edits=edits, noqa_row=rows.get(d.span.line)))
+    return items
