@@ -35,14 +35,20 @@ class RuleContext(Protocol):
         ``filename`` of the module; ``statement`` (the statement being visited,
         None directly in a class or function header); ``func_stack`` and
         ``class_stack`` (the enclosing functions and classes, innermost last);
-        ``handled`` (ids of nodes already covered by a bigger diagnostic: add a
-        node's id to keep other rules off it); ``module_device_names``
+        ``module_device_names``
         (module-level names bound to a device, with their line);
         ``module_names`` (every name bound at module level, with its first
         line); ``tree`` (the module); ``torch_alias`` (the name an import binds
         to torch, if any) and ``binds_torch`` (whether the name ``torch``
-        itself is imported); ``rule_state`` (a dict a rule may keep facts of
-        this run in, under names it chooses).
+        itself is imported); ``state`` (a dict of the running rule's own facts
+        of this run: each rule sees only its own); ``inference_cache`` (facts
+        device inference keeps for the run).
+
+    Relations between rules
+        ``claim(node)`` records that the running rule's diagnostic covers
+        ``node``: the walk does not visit it again.  ``claimed(node)`` says
+        whether the running rule, or a rule it declares in ``yields_to``,
+        claimed it (see :mod:`flake8_device.rules.registry`).
 
     Fix text that names ``torch`` is completed by the engine: respelled with
     the module's alias, or given ``needs=("torch",)``; rules just write
@@ -56,13 +62,13 @@ class RuleContext(Protocol):
     statement: Optional[ast.stmt]
     func_stack: List["FuncInfo"]
     class_stack: List["ClassInfo"]
-    handled: Set[int]
     module_device_names: Dict[str, int]
     module_names: Dict[str, int]
     tree: ast.AST
     torch_alias: Optional[str]
     binds_torch: bool
-    rule_state: Dict[str, Any]
+    state: Dict[str, Any]
+    inference_cache: Dict[str, Any]
 
     # ---- reporting -------------------------------------------------------
     def report(self, code: str, node_or_span, message: str, fix: Optional["Fix"] = None,
@@ -70,6 +76,12 @@ class RuleContext(Protocol):
         """Record a diagnostic at a node (or span), with the fix it offers or why there is none; return it.
 
         ``same_fix_as`` shares another diagnostic's fix object (one fix serving two codes)."""
+
+    def claim(self, *nodes: ast.AST) -> None:
+        """The running rule's diagnostic covers ``nodes``: no hook visits them again."""
+
+    def claimed(self, node: ast.AST) -> bool:
+        """Whether the running rule, or one it yields to, claimed ``node``."""
 
     # ---- names and source ------------------------------------------------
     def resolve(self, node: ast.AST) -> Optional[str]:

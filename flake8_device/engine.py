@@ -33,6 +33,10 @@ from .inference import DeviceChoice  # noqa: F401  (re-exported)
 from .guards import Guards
 from .options import Options
 
+# The registered hooks by kind, in the order the engine runs them (see rules.registry).
+_HOOKS = {kind: tuple(rules.hooks_of(kind)) for kind in rules.registry.KINDS}
+_ATTRIBUTE_NAMES = frozenset(n for h in _HOOKS["attribute"] for n in h.names)
+
 # --------------------------------------------------------------------------
 # the checker
 
@@ -63,11 +67,14 @@ class Checker:
         # Device guards (flake8_device.guards): tests, skip decorators, early exits.
         self.guards = Guards(tree, self.resolve, options.is_flagged_device_type)
         self.statement: Optional[ast.stmt] = None
-        # ids of nodes already reported as part of a bigger diagnostic
-        self.handled: Set[int] = set()
+        # id of a node -> the codes of the rules whose diagnostic covers it (ck.claim)
+        self._claims: Dict[int, Set[str]] = {}
+        # the rule whose hook runs now, and each rule's own facts of this run (ck.state)
+        self._rule = None
+        self._states: Dict[str, Dict[str, Any]] = {}
         self._property_added: Set[int] = set()
-        # Scratch space a rule may keep facts of this run in (keyed by rule-chosen names).
-        self.rule_state: Dict[str, Any] = {}
+        # Facts device inference keeps for the rest of this run (bindings, classes...).
+        self.inference_cache: Dict[str, Any] = {}
         self._refusal: Optional[Tuple[int, str]] = None
         self._new_device: Optional[Tuple[int, str]] = None
         self._group: Optional[Tuple[int, str]] = None
@@ -79,7 +86,7 @@ class Checker:
         self.facts.prescan_module(self.tree)
         body = getattr(self.tree, "body", [])
         self._visit_block(body)
-        self.rules.check_module(self, self.tree)
+        self._run_hooks("module", self.tree)
         self.diagnostics.sort(key=lambda d: (d.span.line, d.span.col, d.code))
         return self.diagnostics
 
@@ -91,6 +98,9 @@ class Checker:
         shares, the very same object, as one fix serving two codes (DEV101 and DEV001 on one chain).
         """
         span = node_or_span if isinstance(node_or_span, Span) else Span.of(node_or_span)
+        unit = self._rule
+        if unit is not None and code != unit.code and code not in unit.also_reports:
+            raise ValueError(f"a hook of {unit.code} reports {code}, which the rule does not declare")
         if same_fix_as is not None:
             fix, no_fix_reason = same_fix_as.fix, same_fix_as.no_fix_reason
             if no_fix_reason and no_fix_reason.startswith(same_fix_as.code + ":"):
@@ -104,6 +114,64 @@ class Checker:
         diagnostic = Diagnostic(code, message, span, fix, no_fix_reason)
         self.diagnostics.append(diagnostic)
         return diagnostic
+
+    # ---- hooks and the relations between rules (flake8_device.rules.registry) ------
+    def _call_hook(self, hook, *args):
+        """Run one hook as its rule; None where the hook skips guarded code and the code is guarded."""
+        if hook.skip_guarded and self.guard_depth > 0:
+            return None
+        prev, self._rule = self._rule, hook.rule
+        try:
+            return hook.fn(self, *args)
+        finally:
+            self._rule = prev
+
+    def _run_hooks(self, kind: str, node) -> None:
+        for hook in _HOOKS[kind]:
+            self._call_hook(hook, node)
+
+    def _check_call(self, node: ast.Call) -> None:
+        """Every call hook that matches ``node``, the most specific kind first, until one covers the call."""
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name not in self.call_names:
+            if node.keywords:
+                self._run_call_hooks(_HOOKS["call.keywords"], node)
+            return
+        if self._run_call_hooks(_HOOKS["call.chain"], node):
+            return
+        if isinstance(func, ast.Attribute):
+            if self._run_call_hooks([h for h in _HOOKS["call.method"] if func.attr in h.attrs], node):
+                return
+        qual = self.resolve(func)
+        if qual is not None:
+            if self._run_call_hooks([h for h in _HOOKS["call.torch"] if h.matches_qual(qual)], node, qual):
+                return
+        self._run_call_hooks(_HOOKS["call.keywords"], node)
+
+    def _run_call_hooks(self, hooks, node, *extra) -> bool:
+        """Run ``hooks`` on ``node``; True (stop) once a covering hook reports the call."""
+        for hook in hooks:
+            covered = self._call_hook(hook, node, *extra)
+            if hook.covers == "always" or (hook.covers and covered):
+                return True
+        return False
+
+    def claim(self, *nodes: ast.AST) -> None:
+        code = self._rule.code if self._rule is not None else ""
+        for node in nodes:
+            self._claims.setdefault(id(node), set()).add(code)
+
+    def claimed(self, node: ast.AST) -> bool:
+        codes = self._claims.get(id(node))
+        if not codes:
+            return False
+        unit = self._rule
+        return unit is None or unit.code in codes or any(c in codes for c in unit.yields_to)
+
+    @property
+    def state(self) -> Dict[str, Any]:
+        return self._states.setdefault(self._rule.code if self._rule is not None else "", {})
 
     # ---- per-statement notes from device inference (consumed by report) --------
     def refuse_device_expr(self, why: str) -> None:
@@ -287,7 +355,7 @@ class Checker:
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for d in stmt.decorator_list:
                     self._visit_expr(d)
-                self.rules.check_function_def(self, stmt)
+                self._run_hooks("function_def", stmt)
                 for default in [*stmt.args.defaults, *stmt.args.kw_defaults]:
                     if default is not None:
                         self._visit_expr(default)
@@ -312,10 +380,10 @@ class Checker:
             elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 if self.func_stack or self.class_stack:
                     self._add_import(stmt)
-                self.rules.check_import(self, stmt)
+                self._run_hooks("import", stmt)
             else:
                 if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                    self.rules.check_assign(self, stmt)
+                    self._run_hooks("assign", stmt)
                     self.guards.note_assignment(stmt, self._scopes())
                 for child in children(stmt):
                     if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
@@ -342,8 +410,8 @@ class Checker:
             if n is None or n.__class__ in leaves:
                 continue
             if isinstance(n, ast.Call):
-                if id(n) not in self.handled:
-                    self.rules.check_call(self, n)
+                if id(n) not in self._claims:
+                    self._check_call(n)
             elif isinstance(n, ast.BoolOp) and len(n.values) > 1:
                 # ``torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)``:
                 # the operands after a guard evaluate only where it holds (``or`` after a negated one).
@@ -372,8 +440,8 @@ class Checker:
                 self._visit_expr(n.body)
                 self.func_stack.pop()
                 continue
-            elif isinstance(n, ast.Attribute) and id(n) not in self.handled:
-                self.rules.check_attribute(self, n)
+            elif isinstance(n, ast.Attribute) and n.attr in _ATTRIBUTE_NAMES and id(n) not in self._claims:
+                self._run_hooks("attribute", n)
             # Reverse so that children are visited in source order.
             kids = children(n)
             if kids:

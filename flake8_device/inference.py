@@ -194,7 +194,7 @@ def _scope_bindings(ctx: "RuleContext", scope: Optional[ast.AST]) -> Dict[str, L
 
     kind: ``"param"`` (node: the ast.arg, with its default in a tuple), ``"assign"`` (node: the value,
     with an annotation), ``"other"`` (a loop target, ``with ... as``, an import, ``+=``...)."""
-    cache = ctx.rule_state.setdefault("inference.bindings", {})
+    cache = ctx.inference_cache.setdefault("inference.bindings", {})
     key = id(scope) if scope is not None else 0
     if key in cache:
         return cache[key]
@@ -318,7 +318,7 @@ def self_device_evidence(ctx: "RuleContext", cls: ClassInfo) -> Tuple[str, str, 
     Yes for a ``device`` property or method, a known base, reads only (a base provides it), and
     assignments of device values; no where it is compared with a label (``self.device == "gpu"``) or
     assigned one; maybe where it is assigned a value of unknown kind."""
-    cache = ctx.rule_state.setdefault("inference.self_device", {})
+    cache = ctx.inference_cache.setdefault("inference.self_device", {})
     key = id(cls.node)
     if key not in cache:
         cache[key] = (MAYBE, "cycle", None)
@@ -406,7 +406,7 @@ def _derived_from(ctx: "RuleContext", func: FuncInfo, moved: Set[str]) -> Set[st
 def moved_params(ctx: "RuleContext", func: FuncInfo) -> Set[str]:
     """Parameters the function moves to a hardcoded accelerator itself (``x.cuda()``, ``x.to("cuda")``):
     they arrive elsewhere (the CPU), so neither they nor the other parameters show the target device."""
-    cache = ctx.rule_state.setdefault("inference.moved", {})
+    cache = ctx.inference_cache.setdefault("inference.moved", {})
     key = id(func.node)
     if key in cache:
         return cache[key]
@@ -425,9 +425,9 @@ def moved_params(ctx: "RuleContext", func: FuncInfo) -> Set[str]:
 
 
 def _module_classes(ctx: "RuleContext") -> Dict[str, ast.ClassDef]:
-    cache = ctx.rule_state.get("inference.classes")
+    cache = ctx.inference_cache.get("inference.classes")
     if cache is None:
-        cache = ctx.rule_state["inference.classes"] = {}
+        cache = ctx.inference_cache["inference.classes"] = {}
         for n in ast.walk(ctx.tree):
             if isinstance(n, ast.ClassDef):
                 cache.setdefault(n.name, n)

@@ -9,6 +9,25 @@ from typing import Optional
 from ..diagnostics import Fix, ReplaceNode, RewriteCall, Span
 from ..names import AVAILABILITY_EXPR
 from .common import has_star, kw
+from .registry import rule
+
+DEV005 = rule(
+    "DEV005",
+    summary="CUDA-only autocast/AMP",
+    finds="CUDA-only autocast / AMP",
+    fix_safety="safe",
+    message="torch.cuda.amp.autocast() is CUDA-only (and deprecated); use torch.amp.autocast(device_type=...)",
+)
+DEV006 = rule(
+    "DEV006",
+    summary="torch.load without map_location",
+    finds="`torch.load` without `map_location`",
+    fix_safety="safe",
+    message="torch.load() without map_location restores tensors to the device they were saved from, which "
+            "fails where that device does not exist",
+    # a ``.cuda()`` inside a map_location callable is reported here, under DEV002, with the callable's fix
+    also_reports=("DEV002",),
+)
 
 _AMP_NAMES = ("autocast", "GradScaler", "custom_fwd", "custom_bwd")
 # Names whose calls the fix rewrites (custom_fwd/custom_bwd need a device_type chosen by hand).
@@ -69,9 +88,8 @@ def _uses_fixable(ck, node) -> Optional[str]:
     return None
 
 
+@DEV005.on("import", skip_guarded=True)
 def check_import(ck, node) -> None:
-    if ck.guarded:
-        return
     if isinstance(node, ast.ImportFrom) and node.module == "torch.cuda.amp" and not node.level:
         names = [a.name for a in node.names]
         why = None if all(n in _AMP_NAMES for n in names) else "imports names that torch.amp does not provide"
@@ -81,7 +99,7 @@ def check_import(ck, node) -> None:
             fix = Fix((ReplaceNode(Span.of(node), text),), True,
                       "import from torch.amp; call sites get a device_type (one group)",
                       group=_import_group(ck, node))
-            ck.rule_state.setdefault("amp_imports", {})[id(node)] = fix.group
+            ck.state.setdefault("amp_imports", {})[id(node)] = fix.group
         else:
             fix = None
         ck.report("DEV005", node, "imports from torch.cuda.amp are CUDA-only (and deprecated); "
@@ -93,8 +111,9 @@ def check_import(ck, node) -> None:
                           None, "rewrite the module's uses by hand")
 
 
+@DEV005.on("call.torch", qual=("torch.cuda.amp.", "torch.autocast", "torch.amp.autocast"))
 def check_amp_call(ck, node: ast.Call, qual: str) -> None:
-    ck.handled.add(id(node.func))
+    ck.claim(node.func)
     if ck.guarded:
         return
     if qual in ("torch.autocast", "torch.amp.autocast"):
@@ -105,7 +124,7 @@ def check_amp_call(ck, node: ast.Call, qual: str) -> None:
         lit = ck.device_literal(arg)
         if lit is None or _enabled_guarded(ck, node):
             return
-        ck.handled.add(id(arg))
+        ck.claim(arg)
         avail = _availability(ck, lit[0])
         if avail is None or len(node.args) > 2 or has_star(node):
             fix, why = None, ("enabled is passed by position; rewrite by hand" if len(node.args) > 2 else
@@ -130,7 +149,7 @@ def check_amp_call(ck, node: ast.Call, qual: str) -> None:
         func = f"{ck.torch_name() or 'torch'}.amp.{short}"
         if isinstance(node.func, ast.Name):
             imp = ck.import_of(node.func.id)
-            group = ck.rule_state.get("amp_imports", {}).get(id(imp)) if imp is not None else None
+            group = ck.state.get("amp_imports", {}).get(id(imp)) if imp is not None else None
             if group is not None:
                 func = None  # the name keeps its import, which the group rewrites to torch.amp
         if short == "autocast":
@@ -149,8 +168,11 @@ def check_amp_call(ck, node: ast.Call, qual: str) -> None:
               fix, why)
 
 
-def check_amp_reference(ck, node: ast.Attribute, qual: str) -> None:
-    if ck.guarded:
+@DEV005.on("attribute", skip_guarded=True, names=_AMP_NAMES)
+def check_amp_reference(ck, node: ast.Attribute) -> None:
+    """``torch.cuda.amp.autocast`` used without a call (decorators, references)."""
+    qual = ck.resolve(node)
+    if not (qual and qual.startswith("torch.cuda.amp.")):
         return
     ck.report("DEV005", node, f"{qual} is CUDA-only (and deprecated); use torch.amp with a device_type",
               None, "a reference (not a call): rewrite by hand")
@@ -200,14 +222,14 @@ def _check_callable_location(ck, fn) -> None:
         # another shape: the usual .cuda() -> .to(<device>) fix would fail on a storage
         for n in ast.walk(fn.body if isinstance(fn, ast.Lambda) else ast.Module(body=fn.body, type_ignores=[])):
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "cuda":
-                ck.handled.update((id(n), id(n.func)))
+                ck.claim(n, n.func)
                 if not ck.guarded:
                     ck.report("DEV002", n, f"{ck.src(n)} in a map_location callable hardcodes the CUDA device; "
                                            "tensors fail to load where CUDA is missing", None,
                               "a map_location callable of another shape; a storage has no .to(device), "
                               "rewrite it by hand")
         return
-    ck.handled.update((id(body), id(body.func)))
+    ck.claim(body, body.func)
     if ck.guarded:
         return
     avail = _availability(ck, "cuda")
@@ -230,7 +252,7 @@ def _check_dict_location(ck, d: ast.Dict) -> None:
         return
     for v in d.values:
         if ck.device_literal(v) is not None:
-            ck.handled.add(id(v))
+            ck.claim(v)
     text = f'{ck.src(d)} if {_availability(ck, "cuda")} else "cpu"'
     fix = Fix((ReplaceNode(Span.of(d), text),), True,
               "the same mapping where CUDA is available (the same load as before), else every tensor on the CPU",
@@ -239,7 +261,8 @@ def _check_dict_location(ck, d: ast.Dict) -> None:
                            "missing", fix)
 
 
-def check_load(ck, node: ast.Call) -> None:
+@DEV006.on("call.torch", qual=("torch.load",))
+def check_load(ck, node: ast.Call, qual: str) -> None:
     loc = kw(node, "map_location")
     if loc is not None:
         if isinstance(loc.value, ast.Lambda):
@@ -264,7 +287,7 @@ def check_load(ck, node: ast.Call) -> None:
 
 def _map_location_names(ck) -> frozenset:
     """Names passed as ``torch.load``'s ``map_location`` (keyword or second argument) in this module."""
-    names = ck.rule_state.get("map_location_names")
+    names = ck.state.get("map_location_names")
     if names is None:
         found = set()
         for n in ast.walk(ck.tree):
@@ -273,10 +296,11 @@ def _map_location_names(ck) -> frozenset:
                 arg = loc.value if loc is not None else (n.args[1] if len(n.args) >= 2 else None)
                 if isinstance(arg, ast.Name):
                     found.add(arg.id)
-        names = ck.rule_state["map_location_names"] = frozenset(found)
+        names = ck.state["map_location_names"] = frozenset(found)
     return names
 
 
+@DEV006.on("function_def")
 def check_function_def(ck, node) -> None:
     """``def to_gpu(storage, loc): return storage.cuda()`` passed by name as a ``map_location``: the same
     fix as the lambda's (a storage has no ``.to(device)``).  Runs before the body is visited, so the

@@ -7,6 +7,15 @@ import ast
 from ..diagnostics import Fix, ReplaceNode, Span
 from ..names import LEGACY_CTORS
 from .common import device_fix, receiver_roots
+from .registry import rule
+
+DEV003 = rule(
+    "DEV003",
+    summary="hardcoded accelerator device in a constructor",
+    finds='hardcoded accelerator in a constructor, `torch.device("cuda")`, `torch.cuda.*Tensor`',
+    fix_safety="safe",
+    message='hardcoded accelerator device "cuda" in a constructor; pass the device of the model or the data',
+)
 
 
 def _fallback_fix(ck, literal: ast.AST, dev_type: str, instead_of=None):
@@ -34,6 +43,7 @@ def _inferred_or_fallback(ck, node, literal, dev_type, plain, exclude=frozenset(
     return fix, why
 
 
+@DEV003.on("call.keywords")
 def check_device_keyword(ck, node: ast.Call) -> None:
     """``torch.zeros(3, device="cuda")`` and any other call taking ``device=<accelerator>``."""
     if isinstance(node.func, ast.Attribute) and node.func.attr in ("to", "cuda"):
@@ -44,7 +54,7 @@ def check_device_keyword(ck, node: ast.Call) -> None:
         if k.arg != "device":
             continue
         lit = ck.device_literal(k.value)
-        ck.handled.add(id(k.value))
+        ck.claim(k.value)
         if lit is None or ck.guarded:
             continue
         dev_type, plain = lit
@@ -60,10 +70,11 @@ def check_device_keyword(ck, node: ast.Call) -> None:
                                     "pass the device of the model or the data", fix, why)
 
 
-def check_torch_device(ck, node: ast.Call) -> None:
+@DEV003.on("call.torch", qual=("torch.device",), skip_guarded=True)
+def check_torch_device(ck, node: ast.Call, qual: str) -> None:
     """An unguarded ``torch.device("cuda")`` anywhere else."""
     lit = ck.device_literal(node)
-    if lit is None or ck.guarded or id(node) in ck.handled:
+    if lit is None:
         return
     dev_type, plain = lit
     fix, why = device_fix(ck, node, node, plain, set())
@@ -74,12 +85,13 @@ def check_torch_device(ck, node: ast.Call) -> None:
                               "model or the data, or check availability", fix, why)
 
 
+@DEV003.on("call.torch", qual=("torch.cuda.",), skip_guarded=True)
 def check_cuda_typed(ck, node: ast.Call, qual: str) -> None:
     """``torch.cuda.FloatTensor(...)``: a CUDA-only typed constructor."""
     from .factories import _legacy_target
 
     name = qual.rsplit(".", 1)[1]
-    if name not in LEGACY_CTORS or ck.guarded:
+    if name not in LEGACY_CTORS or not qual.endswith("Tensor") or qual.startswith("torch.cuda.amp."):
         return
     dtype = LEGACY_CTORS[name]
     target = _legacy_target(ck, node, name)
@@ -97,9 +109,10 @@ def check_cuda_typed(ck, node: ast.Call, qual: str) -> None:
                               "device=...)", fix, why)
 
 
+@DEV003.on("call.method", attrs={"type"}, skip_guarded=True)
 def check_type_call(ck, node: ast.Call) -> None:
     """``x.type(torch.cuda.FloatTensor)`` or ``x.type("torch.cuda.FloatTensor")``."""
-    if len(node.args) != 1 or ck.guarded:
+    if len(node.args) != 1:
         return
     arg = node.args[0]
     if isinstance(arg, ast.IfExp):  # ``x.type(torch.cuda.HalfTensor if half else torch.cuda.FloatTensor)``
@@ -111,7 +124,7 @@ def check_type_call(ck, node: ast.Call) -> None:
         qual = ck.resolve(arg)
     if not qual or not qual.startswith("torch.cuda.") or qual.rsplit(".", 1)[1] not in LEGACY_CTORS:
         return
-    ck.handled.add(id(arg))
+    ck.claim(arg)
     dtype = LEGACY_CTORS[qual.rsplit(".", 1)[1]]
     recv = node.func.value
     choice = ck.infer_device(node, exclude_roots=receiver_roots(recv), allow_add_property=False)
@@ -125,6 +138,7 @@ def check_type_call(ck, node: ast.Call) -> None:
                               f".to(device=..., dtype={dtype})", fix, why)
 
 
+@DEV003.on("assign", skip_guarded=True)
 def check_cuda_type_value(ck, node) -> None:
     """``t = torch.cuda.HalfTensor if half else torch.cuda.FloatTensor``: a CUDA-only type used as a value.
 
@@ -132,7 +146,7 @@ def check_cuda_type_value(ck, node) -> None:
     ``isinstance`` checks do not, and are not reported.
     """
     value = node.value
-    if ck.guarded or value.__class__ not in (ast.Attribute, ast.IfExp, ast.Tuple, ast.List):
+    if value.__class__ not in (ast.Attribute, ast.IfExp, ast.Tuple, ast.List):
         return
     check_cuda_type_expr(ck, value)
 
@@ -152,12 +166,12 @@ def check_cuda_type_expr(ck, expr: ast.AST) -> None:
         if isinstance(e, (ast.Tuple, ast.List)):
             stack.extend(e.elts)
             continue
-        if not (isinstance(e, ast.Attribute) and e.attr in LEGACY_CTORS) or id(e) in ck.handled:
+        if not (isinstance(e, ast.Attribute) and e.attr in LEGACY_CTORS) or ck.claimed(e):
             continue
         qual = ck.resolve(e) or ""
         if not qual.startswith("torch.cuda."):
             continue
-        ck.handled.add(id(e))
+        ck.claim(e)
         torch = ck.torch_name() or "torch"
         text = f"({ck.src(e)} if {torch}.cuda.is_available() else {torch}.{e.attr})"
         fix = Fix((ReplaceNode(Span.of(e), text),), True,

@@ -8,6 +8,18 @@ from ..diagnostics import Fix, InsertBefore, ReplaceNode, Span
 from ..facts import param_defaults
 from ..inference import NO, YES, Evidence, self_device_evidence
 from .common import device_fix, is_device_like_name
+from .registry import rule
+
+DEV004 = rule(
+    "DEV004",
+    summary="accelerator string as a default, device-like argument or constant",
+    finds="accelerator string as a parameter default, device-like argument or constant",
+    fix_safety="safe",
+    message="accelerator device \"cuda\" as the default of parameter 'to_store'; default to the model's device",
+    # a literal another rule reports as a whole (a .to() argument, a device= keyword, an autocast
+    # device_type, a map_location dict, a statement DEV007 guards) is theirs
+    yields_to=("DEV001", "DEV003", "DEV005", "DEV006", "DEV007"),
+)
 
 
 def _fallback(ck, literal, dev_type, plain, reason):
@@ -22,19 +34,18 @@ def _fallback(ck, literal, dev_type, plain, reason):
                f"fall back to the CPU when no {dev_type} device is available"), None
 
 
+@DEV004.on("call.keywords", skip_guarded=True)
 def check_call_keywords(ck, node: ast.Call) -> None:
     """``self.common_inference(x, to_store="cuda")``, ``torch.load(f, map_location="cuda")``."""
-    if ck.guarded:
-        return
     for k in node.keywords:
         if k.arg is None or k.arg in ("device", "device_type") or not is_device_like_name(k.arg):
             continue
-        if id(k.value) in ck.handled:
+        if ck.claimed(k.value):
             continue
         lit = ck.device_literal(k.value)
         if lit is None:
             continue
-        ck.handled.add(id(k.value))
+        ck.claim(k.value)
         dev_type, plain = lit
         fix, why = device_fix(ck, node, k.value, plain, set(), as_string=isinstance(k.value, ast.Constant))
         if fix is None or not fix.safe:
@@ -46,15 +57,14 @@ def check_call_keywords(ck, node: ast.Call) -> None:
                                      "pass the device of the model or the data", fix, why)
 
 
+@DEV004.on("function_def", skip_guarded=True)
 def check_defaults(ck, fn) -> None:
     """``def forward_offline_mode(self, ..., to_store="cuda")``."""
-    if ck.guarded:
-        return
     for param, default in param_defaults(fn):
         lit = ck.device_literal(default)
         if lit is None:
             continue
-        ck.handled.add(id(default))
+        ck.claim(default)
         dev_type, plain = lit
         fix, why = _default_fix(ck, fn, param.arg, default, dev_type, plain)
         ck.report("DEV004", default, f"accelerator device {ck.src(default)} as the default of parameter "
@@ -78,9 +88,10 @@ def _default_fix(ck, fn, name, default, dev_type, plain):
     return _fallback(ck, default, dev_type, plain, "no model device to default to")
 
 
+@DEV004.on("assign", skip_guarded=True)
 def check_assign(ck, node) -> None:
     """``DEVICE = "cuda"`` or ``self.device = "cuda"``."""
-    if ck.guarded or node.value is None:
+    if node.value is None:
         return
     lit = ck.device_literal(node.value)
     if lit is None or (isinstance(node.value, ast.Call) and ck.resolve(node.value.func) == "torch.device"):
@@ -90,7 +101,7 @@ def check_assign(ck, node) -> None:
     built = not isinstance(node.value, ast.Constant)  # "cuda:{}".format(rank), f"cuda:{rank}", "cuda:%d" % rank
     if ck.func_stack and not built and not any(is_device_like_name(n) for n in names):
         return  # inside a function only device-like names count (``name = "cuda"`` may be a label)
-    ck.handled.add(id(node.value))
+    ck.claim(node.value)
     dev_type, plain = lit
     fix, why = _fallback(ck, node.value, dev_type, plain, "device built at run time; check availability by hand")
     names = ", ".join(ck.src(t) for t in targets)

@@ -1,5 +1,5 @@
 """DEV008: NCCL hardcoded as the ``torch.distributed`` backend; DEV010: accelerator device ids given to
-``DistributedDataParallel`` / ``FullyShardedDataParallel`` (see :func:`_check_device_ids`).
+``DistributedDataParallel`` / ``FullyShardedDataParallel`` (see :func:`check_device_ids`).
 
 NCCL runs only on NVIDIA GPUs: ``init_process_group("nccl", ...)`` fails on a machine
 without CUDA ("ProcessGroupNCCL is only supported with GPUs, no GPUs found!", or
@@ -27,7 +27,28 @@ import ast
 from typing import Optional
 
 from ..diagnostics import Fix, ReplaceNode, Span
+from ..facts import param_defaults
 from .common import kw
+from .registry import rule
+
+DEV008 = rule(
+    "DEV008",
+    summary="NCCL hardcoded as the distributed backend",
+    finds='`"nccl"` hardcoded as the `torch.distributed` backend',
+    fix_safety="safe",
+    message="NCCL hardcoded as the distributed backend (init_process_group()) fails where CUDA is missing; "
+            "use the default backend for the device in use",
+)
+DEV010 = rule(
+    "DEV010",
+    summary="device ids given to DistributedDataParallel/FSDP",
+    finds="device ids given to `DistributedDataParallel` / `FullyShardedDataParallel`",
+    fix_safety="safe (DDP); none for FSDP",
+    message="device_ids= given to DistributedDataParallel raises where CUDA is missing (the module is on the "
+            "CPU there); pass None without CUDA",
+    # a device literal given as FSDP's device_id= is DEV004's; a statement DEV007 guards is DEV007's
+    yields_to=("DEV004", "DEV007"),
+)
 
 _GROUP_CALLS = frozenset({"init_process_group", "new_group", "new_subgroups", "new_subgroups_by_enumeration"})
 # DEV010: the wrappers whose device ids raise for a CPU module (``DataParallel`` does not: without CUDA it
@@ -50,7 +71,7 @@ def _mentions_backend(name: Optional[str]) -> bool:
 
 
 def _report(ck, node: ast.AST, where: str) -> None:
-    ck.handled.add(id(node))
+    ck.claim(node)
     if ck.guarded or any("nccl" in getattr(f.node, "name", "").lower() for f in ck.func_stack):
         return  # guarded, or inside a function about NCCL itself (``_test_nccl_worker``)
     fix = None
@@ -68,7 +89,8 @@ def _wrapper(ck, node: ast.Call) -> Optional[str]:
     return short if q.startswith("torch.") and short in _WRAPPERS else None
 
 
-def _check_device_ids(ck, node: ast.Call) -> None:
+@DEV010.on("call.keywords")
+def check_device_ids(ck, node: ast.Call) -> None:
     """DEV010: ``DistributedDataParallel(m, device_ids=[rank])`` / ``FullyShardedDataParallel(m, device_id=rank)``.
 
     Where CUDA is missing the module is on the CPU and DDP raises ``ValueError`` ("device_ids and
@@ -85,9 +107,9 @@ def _check_device_ids(ck, node: ast.Call) -> None:
     if value is None and short == "DistributedDataParallel" and len(node.args) >= 2 \
             and not any(isinstance(a, ast.Starred) for a in node.args[:2]):
         value = node.args[1]
-    if value is None or id(value) in ck.handled:
+    if value is None or ck.claimed(value):
         return
-    ck.handled.add(id(value))
+    ck.claim(value)
     if (isinstance(value, ast.Constant) and value.value is None) or isinstance(value, ast.IfExp):
         return  # None, or already chosen by a condition
     if ck.guarded or any("cuda" in getattr(f.node, "name", "").lower() for f in ck.func_stack):
@@ -108,25 +130,26 @@ def _check_device_ids(ck, node: ast.Call) -> None:
     ck.report("DEV010", value, message, fix, why)
 
 
+@DEV008.on("call.keywords")
 def check_call(ck, node: ast.Call) -> None:
-    _check_device_ids(ck, node)
     func = node.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    if name in _GROUP_CALLS and node.args and _is_nccl(ck, node.args[0]) and id(node.args[0]) not in ck.handled:
+    if name in _GROUP_CALLS and node.args and _is_nccl(ck, node.args[0]) and not ck.claimed(node.args[0]):
         _report(ck, node.args[0], f"{name}()")
     if name == "add_argument" and any(
         isinstance(a, ast.Constant) and isinstance(a.value, str) and _mentions_backend(a.value) for a in node.args
     ):
         for k in node.keywords:
-            if k.arg == "default" and _is_nccl(ck, k.value) and id(k.value) not in ck.handled:
+            if k.arg == "default" and _is_nccl(ck, k.value) and not ck.claimed(k.value):
                 _report(ck, k.value, "argparse default")
     for k in node.keywords:
-        if _mentions_backend(k.arg) and _is_nccl(ck, k.value) and id(k.value) not in ck.handled:
+        if _mentions_backend(k.arg) and _is_nccl(ck, k.value) and not ck.claimed(k.value):
             _report(ck, k.value, f"{k.arg}=")
 
 
+@DEV008.on("assign")
 def check_assign(ck, node) -> None:
-    if node.value is None or not _is_nccl(ck, node.value) or id(node.value) in ck.handled:
+    if node.value is None or not _is_nccl(ck, node.value) or ck.claimed(node.value):
         return
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
     for t in targets:
@@ -136,10 +159,11 @@ def check_assign(ck, node) -> None:
             return
 
 
-def check_defaults(ck, fn, pairs) -> None:
-    for param, default in pairs:
+@DEV008.on("function_def")
+def check_defaults(ck, fn) -> None:
+    for param, default in param_defaults(fn):
         ann = param.annotation
         if isinstance(ann, ast.Subscript) and getattr(ann.value, "id", getattr(ann.value, "attr", "")) == "Literal":
             continue  # ``backend: Literal["NCCL"] = "NCCL"``: the parameter admits nothing else
-        if _mentions_backend(param.arg) and _is_nccl(ck, default) and id(default) not in ck.handled:
+        if _mentions_backend(param.arg) and _is_nccl(ck, default) and not ck.claimed(default):
             _report(ck, default, f"default of parameter '{param.arg}'")

@@ -42,6 +42,17 @@ import sys
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..diagnostics import Fix, InsertBefore, ReplaceNode, Span
+from .registry import rule
+
+DEV009 = rule(
+    "DEV009",
+    summary="compiled-extension import whose PyTorch fallback cannot run",
+    finds="compiled-extension import whose PyTorch fallback can never run",
+    fix_safety="unsafe",
+    message="import of compiled extension 'MultiScaleDeformableAttention' re-raises when it is not built, so the "
+            "PyTorch fallback ms_deform_attn_core_pytorch() can never run; fall back to it when the extension is "
+            "missing or the tensors are not on CUDA",
+)
 
 # Names of pure-PyTorch fallbacks: ``ms_deform_attn_core_pytorch``, ``dcn_torch``, ``nms_python``,
 # ``pytorch_deform_conv``... (not ``__torch_dispatch__`` or ``normalize_to_torch_size``).
@@ -183,6 +194,7 @@ class _Module:
         return [c for c in self.functions if _uses(c, names)]
 
 
+@DEV009.on("module")
 def check_module(ck, tree: ast.AST) -> None:
     if not isinstance(tree, ast.Module):
         return

@@ -21,6 +21,60 @@ from ..names import (
 from ..facts import _is_device_name, _is_dtype_name, is_int_expr
 from . import placement
 from .common import NO_PROPERTY, has_star, is_device_like_name, kw, with_property
+from .registry import rule
+
+DEV101 = rule(
+    "DEV101",
+    summary="device-less tensor factory immediately moved",
+    finds="device-less factory immediately moved",
+    fix_safety="safe unless values or random streams could change",
+    message='torch.empty() allocates on the host and is then moved to hardcoded "cuda"; create it there with device=',
+    # the chain is one diagnostic: a legacy constructor's chain is DEV103, and each hardcoded move in it
+    # is reported under its portability code too, with the chain's fix
+    also_reports=("DEV103", "DEV001", "DEV002"),
+)
+DEV102 = rule(
+    "DEV102",
+    summary="device-less tensor factory in device-aware code",
+    finds="device-less factory in device-aware code",
+    fix_safety="always unsafe",
+    message="torch.zeros() without device= in device-aware code creates a CPU tensor",
+    # off unless named in full in select / extend-select (too noisy on real code for a default)
+    default_ignored=True,
+)
+DEV103 = rule(
+    "DEV103",
+    summary="legacy tensor constructor",
+    finds="legacy typed constructors `torch.IntTensor(...)`...",
+    fix_safety="safe when data and sizes are told apart",
+    message="torch.IntTensor() is a legacy constructor that always allocates on the CPU; use "
+            "torch.tensor(..., dtype=torch.int32, device=...)",
+)
+
+_HOST_SINKS = frozenset({"int", "float", "bool", "len"})
+_HOST_METHODS = frozenset({"item", "tolist", "numpy"})
+
+
+@DEV102.on("call.chain", names=(*_HOST_SINKS, *_HOST_METHODS))
+def mark_host_consumed(ck, node: ast.Call) -> None:
+    """``int(torch.randint(...))``, ``torch.arange(n).tolist()``: the value never meets a device.
+
+    The torch call inside is claimed, so the walk visits it with no rule."""
+    func = node.func
+    inner = None
+    if isinstance(func, ast.Name) and func.id in _HOST_SINKS and len(node.args) == 1:
+        inner = node.args[0]
+    elif isinstance(func, ast.Attribute) and func.attr in _HOST_METHODS:
+        inner = func.value
+    while isinstance(inner, ast.Call):
+        q = ck.resolve(inner.func)
+        if q is not None and q.startswith("torch."):
+            ck.claim(inner)
+            return
+        if not isinstance(inner.func, ast.Attribute):
+            return
+        inner = inner.func.value
+
 
 NO_SOURCE = "no device source in scope (no self.device, device variable or tensor to follow)"
 
@@ -170,6 +224,7 @@ def _peel(ck, outer: ast.Call):
     return node, kind, steps
 
 
+@DEV101.on("call.chain", covers=True)
 def check_moved_factory(ck, outer: ast.Call) -> bool:
     """DEV101 / DEV103 on ``torch.zeros(n).to(x)``-shaped chains.  True if reported."""
     peeled = _peel(ck, outer)
@@ -184,10 +239,9 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
     # This whole chain is one diagnostic.
     node = outer
     while isinstance(node, ast.Call) and node is not factory:
-        ck.handled.add(id(node))
-        ck.handled.add(id(node.func))
+        ck.claim(node, node.func)
         node = node.func.value
-    ck.handled.add(id(factory))
+    ck.claim(factory)
     if ck.guarded and all(s.literal is not None for s in movers) and kind == "factory":
         return True  # guarded hardcoded move: device-aware on purpose
     literal = next((s.literal for s in movers if s.literal is not None), None)
@@ -508,8 +562,9 @@ def _in_init_context(ck) -> bool:
     return False
 
 
-def check_factory(ck, node: ast.Call, qual: str) -> None:
-    """DEV102 for unmoved factories in device-aware code, DEV103 for unmoved legacy constructors."""
+@DEV103.on("call.torch", qual=("torch.",))
+def check_legacy(ck, node: ast.Call, qual: str) -> None:
+    """DEV103 for an unmoved legacy constructor."""
     name = qual[len("torch."):]
     if name in LEGACY_CTORS:
         target = _legacy_target(ck, node, name)
@@ -522,7 +577,12 @@ def check_factory(ck, node: ast.Call, qual: str) -> None:
             desc = f"use {target.func}({', '.join(args)})"
             fix, why = Fix((op,), target.safe, f"{desc}: {target.note}" if target.note else desc), None
         ck.report("DEV103", node, _legacy_msg(ck, node, name, None), fix, why)
-        return
+
+
+@DEV102.on("call.torch", qual=("torch.",))
+def check_factory(ck, node: ast.Call, qual: str) -> None:
+    """DEV102 for an unmoved factory in device-aware code."""
+    name = qual[len("torch."):]
     if name not in FACTORIES or name in FACTORIES_WITH_TENSOR_INPUT:
         return
     if kw(node, "device") is not None or has_star(node) or kw(node, "out") is not None:

@@ -6,15 +6,30 @@ import ast
 
 from ..diagnostics import Fix, ReplaceNode, Span
 from .common import NO_PROPERTY, device_fix, receiver_roots, with_property
+from .registry import rule
+
+DEV001 = rule(
+    "DEV001",
+    summary="hardcoded accelerator device in a placement call",
+    finds="hardcoded accelerator in `.to(...)`",
+    fix_safety="safe when the device source is certain",
+    message='hardcoded accelerator device "cuda" in .to(); follow the device of the model or the data',
+)
+DEV002 = rule(
+    "DEV002",
+    summary=".cuda() call",
+    finds="`.cuda()` / `.cuda(n)`",
+    fix_safety="safe for `.cuda()`, unsafe for `.cuda(n)`",
+    message=".cuda() hardcodes the CUDA device; use .to(<device>) with the device of the model or the data",
+)
 
 
+@DEV001.on("call.method", attrs={"to"}, skip_guarded=True)
 def check_to(ck, node: ast.Call) -> None:
-    if ck.guarded:
-        return
     candidates = list(node.args[:1])
     candidates += [k.value for k in node.keywords if k.arg == "device"]
     for arg in candidates:
-        ck.handled.add(id(arg))
+        ck.claim(arg)
         lit = ck.device_literal(arg)
         if lit is None:
             continue
@@ -37,9 +52,8 @@ def cuda_index(node: ast.Call):
     return index
 
 
+@DEV002.on("call.method", attrs={"cuda"}, skip_guarded=True)
 def check_cuda(ck, node: ast.Call) -> None:
-    if ck.guarded:
-        return
     recv = node.func.value
     # torch.cuda is a module, not a call target; ``x.cuda`` must be a call on a value.
     if ck.resolve(node.func) is not None and ck.resolve(node.func).startswith("torch."):

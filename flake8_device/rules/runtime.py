@@ -40,6 +40,16 @@ import ast
 from typing import Optional
 
 from ..diagnostics import Fix, ReplaceNode, Span
+from .registry import rule
+
+DEV007 = rule(
+    "DEV007",
+    summary="CUDA runtime call that raises where CUDA is missing",
+    finds="CUDA runtime calls that raise without CUDA: streams, events, `synchronize`, `set_device`...",
+    fix_safety="safe (guarded statement); unsafe for streams used as values",
+    message="torch.cuda.synchronize() needs the CUDA runtime and raises where CUDA is missing; guard it with "
+            "torch.cuda.is_available()",
+)
 
 # Calls whose only effect is on the CUDA runtime: guard the statement.
 _EFFECT = frozenset({
@@ -66,10 +76,9 @@ _QUERIES = {
 NAMES = frozenset({*_EFFECT, *_STREAMS, *_QUERIES, "record_stream"})
 
 
+@DEV007.on("call.torch", qual=("torch.cuda.",), skip_guarded=True, covers=True)
 def check_call(ck, node: ast.Call, qual: Optional[str]) -> bool:
     """DEV007 for ``node``; True if reported."""
-    if ck.guarded or id(node) in ck.handled:
-        return False
     func = node.func
     if qual and qual.startswith("torch.cuda."):
         name = qual[len("torch.cuda."):]
@@ -86,12 +95,18 @@ def check_call(ck, node: ast.Call, qual: Optional[str]) -> bool:
     if _guards_statement(ck, name):  # one diagnostic for the statement (the same with or without fixes)
         for n in ast.walk(ck.statement):
             if isinstance(n, ast.Call):
-                ck.handled.add(id(n))
+                ck.claim(n)
     fix, why = _fix(ck, node, name) if ck.fixes else (None, None)
     what = f"torch.cuda.{name}()" if name != "record_stream" else ".record_stream()"
     ck.report("DEV007", node, f"{what} needs the CUDA runtime and raises where CUDA is missing; "
                               "guard it with torch.cuda.is_available()", fix, why)
     return True
+
+
+@DEV007.on("call.method", attrs={"record_stream"}, skip_guarded=True, covers="always")
+def check_record_stream(ck, node: ast.Call) -> None:
+    """``t.record_stream(s)``: a Tensor method only CUDA tensors support; no other rule looks at the call."""
+    check_call(ck, node, None)
 
 
 def _own_method(ck, func: ast.Attribute) -> bool:
