@@ -10,7 +10,7 @@ reads engine -> rules -> facts/inference.
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 try:  # Python >= 3.8
     from typing import Protocol
@@ -23,7 +23,7 @@ from .options import Options
 if TYPE_CHECKING:  # pragma: no cover
     from .diagnostics import Diagnostic, Fix, InsertBefore
     from .facts import ClassInfo, FuncInfo
-    from .inference import DeviceChoice
+    from .inference import DeviceChoice, Importer, Refusal
 
 
 class RuleContext(Protocol):
@@ -68,14 +68,18 @@ class RuleContext(Protocol):
     torch_alias: Optional[str]
     binds_torch: bool
     state: Dict[str, Any]
+    importer: "Importer"
     inference_cache: Dict[str, Any]
 
     # ---- reporting -------------------------------------------------------
     def report(self, code: str, node_or_span, message: str, fix: Optional["Fix"] = None,
-               no_fix_reason: Optional[str] = None, same_fix_as: Optional["Diagnostic"] = None) -> "Diagnostic":
+               no_fix_reason: Optional[str] = None, same_fix_as: Optional["Diagnostic"] = None,
+               choice=None) -> "Diagnostic":
         """Record a diagnostic at a node (or span), with the fix it offers or why there is none; return it.
 
-        ``same_fix_as`` shares another diagnostic's fix object (one fix serving two codes)."""
+        ``same_fix_as`` shares another diagnostic's fix object (one fix serving two codes).  ``choice`` is
+        what :meth:`infer_device` returned for the fix: the engine completes the fix from it (its group,
+        the module device it defines, a refused ``--device-expr``)."""
 
     def claim(self, *nodes: ast.AST) -> None:
         """The running rule's diagnostic covers ``nodes``: no hook visits them again."""
@@ -105,8 +109,10 @@ class RuleContext(Protocol):
         """Whether the code being visited runs only where an accelerator is present."""
 
     def infer_device(self, at: ast.AST, exclude_roots: Set[str] = frozenset(),
-                     allow_add_property: bool = True, allow_new_device: bool = False) -> Optional["DeviceChoice"]:
-        """The device expression a fix at ``at`` should use (see :func:`flake8_device.inference.infer_device`)."""
+                     allow_add_property: bool = True,
+                     allow_new_device: bool = False) -> Union["DeviceChoice", "Refusal", None]:
+        """What device a fix at ``at`` should use (see :func:`flake8_device.inference.infer_device`); false
+        (None or a Refusal) when there is none.  Pass it on as ``report(..., choice=...)``."""
 
     def availability_expr(self, node: ast.AST, dev_type: str) -> Optional[str]:
         """``<literal> if torch.cuda.is_available() else "cpu"`` for the literal at ``node``."""
@@ -139,28 +145,3 @@ class RuleContext(Protocol):
 
     def claim_property(self, cls: "ClassInfo") -> None:
         """Record that a fix of this run adds ``cls``'s device property."""
-
-    # ---- notes from device inference, consumed by ``report`` ---------------
-    def refuse_device_expr(self, why: str) -> None:
-        """``--device-expr`` cannot be written in this statement: the next report drops its fix, saying why."""
-
-    def take_device_expr_refusal(self) -> Optional[str]:
-        """The pending refusal of this statement (cleared)."""
-
-    def note_new_device(self, name: str) -> None:
-        """A fix of this statement uses the module device ``name`` (see :func:`inference.new_module_device`)."""
-
-    def take_new_device(self) -> Optional[str]:
-        """The module device noted for this statement (cleared)."""
-
-    def note_group(self, group: str) -> None:
-        """The next fix of this statement belongs to fix group ``group`` (a dependency found by inference)."""
-
-    def take_group(self) -> Optional[str]:
-        """The group noted for this statement (cleared)."""
-
-    def claimed_module_device(self) -> Optional[str]:
-        """The module device a fix of this run defines, if any."""
-
-    def claim_module_device(self, name: str) -> bool:
-        """Record that a fix of this run defines the module device ``name``; False if one already does."""

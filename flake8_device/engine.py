@@ -75,11 +75,8 @@ class Checker:
         self._property_added: Set[int] = set()
         # Facts device inference keeps for the rest of this run (bindings, classes...).
         self.inference_cache: Dict[str, Any] = {}
-        self._refusal: Optional[Tuple[int, str]] = None
-        self._new_device: Optional[Tuple[int, str]] = None
-        self._group: Optional[Tuple[int, str]] = None
-        self._module_device: Optional[str] = None
-        self._module_device_defined = False
+        # How fix text spells torch and the module device here (flake8_device.inference).
+        self.importer = inference.Importer(self.facts)
 
     # ---- entry -----------------------------------------------------------
     def run(self) -> List[Diagnostic]:
@@ -91,8 +88,10 @@ class Checker:
         return self.diagnostics
 
     def report(self, code: str, node_or_span, message: str, fix=None, no_fix_reason=None,
-               same_fix_as: Optional[Diagnostic] = None) -> Diagnostic:
+               same_fix_as: Optional[Diagnostic] = None, choice=None) -> Diagnostic:
         """Record a diagnostic and return it.
+
+        ``choice``: what device inference decided for the fix (see :func:`inference.finish_fix`).
 
         ``same_fix_as``: another diagnostic of this run whose fix (or reason for having none) this one
         shares, the very same object, as one fix serving two codes (DEV101 and DEV001 on one chain).
@@ -108,7 +107,7 @@ class Checker:
         elif not self.fixes:
             fix = no_fix_reason = None
         else:
-            fix, no_fix_reason = inference.finish_fix(self, code, span.line, fix, no_fix_reason)
+            fix, no_fix_reason = inference.finish_fix(self, code, span.line, fix, no_fix_reason, choice)
             if fix is None and no_fix_reason is None:
                 no_fix_reason = "no automatic fix for this pattern"
         diagnostic = Diagnostic(code, message, span, fix, no_fix_reason)
@@ -173,38 +172,6 @@ class Checker:
     def state(self) -> Dict[str, Any]:
         return self._states.setdefault(self._rule.code if self._rule is not None else "", {})
 
-    # ---- per-statement notes from device inference (consumed by report) --------
-    def refuse_device_expr(self, why: str) -> None:
-        self._refusal = (id(self.statement), why)
-
-    def take_device_expr_refusal(self) -> Optional[str]:
-        note, self._refusal = self._refusal, None
-        return note[1] if note is not None and note[0] == id(self.statement) else None
-
-    def note_new_device(self, name: str) -> None:
-        self._new_device = (id(self.statement), name)
-
-    def take_new_device(self) -> Optional[str]:
-        note, self._new_device = self._new_device, None
-        return note[1] if note is not None and note[0] == id(self.statement) else None
-
-    def note_group(self, group: str) -> None:
-        self._group = (id(self.statement), group)
-
-    def take_group(self) -> Optional[str]:
-        note, self._group = self._group, None
-        return note[1] if note is not None and note[0] == id(self.statement) else None
-
-    def claimed_module_device(self) -> Optional[str]:
-        return self._module_device
-
-    def claim_module_device(self, name: str) -> bool:
-        """Record that this run defines the module device ``name``; False if a fix already does."""
-        if self._module_device_defined:
-            return False
-        self._module_device, self._module_device_defined = name, True
-        return True
-
     # ---- name resolution (flake8_device.facts) -----------------------------
     @property
     def torch_alias(self) -> Optional[str]:
@@ -233,7 +200,7 @@ class Checker:
 
     def torch_name(self) -> Optional[str]:
         """How this module spells ``torch`` (None if it cannot)."""
-        return self.facts.torch_name()
+        return self.importer.torch_name()
 
     # ---- source text -------------------------------------------------------
     def src(self, node: ast.AST) -> str:
@@ -477,7 +444,7 @@ class Checker:
 
     # ---- device inference (flake8_device.inference) --------------------------
     def infer_device(self, at: ast.AST, exclude_roots: Set[str] = frozenset(),
-                     allow_add_property: bool = True, allow_new_device: bool = False) -> Optional[DeviceChoice]:
+                     allow_add_property: bool = True, allow_new_device: bool = False):
         """Choose a device expression for a fix at ``at`` (see :func:`inference.infer_device`)."""
         return inference.infer_device(self, at, exclude_roots, allow_add_property, allow_new_device)
 

@@ -14,30 +14,44 @@ import re
 import tokenize
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 from .diagnostics import Fix, InsertBefore, RewriteCall, Span
 from .facts import DEVICE_PREFIX, DEVICE_STR, MORE_DEVICE_BASES, ClassInfo, FuncInfo, _is_device_name, _walk_shallow, children, \
     is_int_expr, param_defaults, returns_tensor
 from .names import AVAILABILITY_EXPR, KNOWN_DEVICE_BASES
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .context import RuleContext
+# The rule context (flake8_device.context.RuleContext) this module is given.  It sits a layer above
+# inference and imports this module, so inference names it without importing it.
+RuleContext = Any
 
 
 @dataclass
 class DeviceChoice:
+    """Everything :func:`infer_device` decided for one fix: the expression, why, and what it needs."""
+
     expr: str
     reason: str
     safe: bool
-    # Names whose device the expression reads (to avoid ``x.to(x.device)``).
-    root: Optional[str] = None
     # The class whose ``device`` property must be added first (precedence 6).
     add_property_to: Optional[ClassInfo] = None
-    # Set when the expression is a module-level device this fix introduces (precedence 7).
-    new_module_device: bool = False
     # What the expression rests on (see :class:`Evidence`).
     evidence: Optional["Evidence"] = None
+    # The fix group of every fix relying on that property (one group: the property and its users).
+    group: Optional[str] = None
+    # The module-level device this choice introduces (precedence 7): its name; the first fix using it
+    # carries its definition (see :class:`Importer`).
+    defines: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """No device expression: ``--device-expr`` cannot be written at the site.  False in a test, like None."""
+
+    why: str
+
+    def __bool__(self) -> bool:
+        return False
 
 
 # --------------------------------------------------------------------------
@@ -440,8 +454,14 @@ MODULE_DEVICE_NAMES = ("DEVICE", "DEFAULT_DEVICE", "TORCH_DEVICE")
 
 
 def infer_device(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str] = frozenset(),
-                 allow_add_property: bool = True, allow_new_device: bool = False) -> Optional[DeviceChoice]:
+                 allow_add_property: bool = True,
+                 allow_new_device: bool = False) -> Union[DeviceChoice, Refusal, None]:
     """Choose a device expression for a fix at ``at``, by documented precedence.
+
+    Returns everything it decided: a :class:`DeviceChoice` (expression, reason, safety, evidence, the
+    property or module-level device it needs, its fix group), a :class:`Refusal` (false, like None)
+    where ``--device-expr`` cannot be written at ``at``, or None.  Pass it to ``ck.report(...,
+    choice=...)``: the engine completes the fix from it.
 
     1. ``--device-expr`` (only where its root name is bound: otherwise None,
     and :func:`device_expr_refusal` says why); 2. a tensor the value is
@@ -469,8 +489,7 @@ def infer_device(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str] = froz
     if ctx.options.device_expr:
         why = device_expr_refusal(ctx, ctx.options.device_expr, at)
         if why is not None:
-            ctx.refuse_device_expr(why)
-            return None
+            return Refusal(why)
         return DeviceChoice(ctx.options.device_expr, "configured by --device-expr", True,
                             evidence=Evidence.CONFIGURED)
     func = ctx.current_function()
@@ -495,14 +514,13 @@ def infer_device(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str] = froz
         and holds_tensors(ctx, method.cls.node)
     ):
         # Every fix relying on the property depends on the one that adds it: one group.
-        ctx.note_group(f"device property of {method.cls.node.name} (line {method.cls.node.lineno})")
         return DeviceChoice(
             "self.device",
             f"adds a `device` property to {method.cls.node.name} (from its parameters or buffers)",
             False,
-            root="self",
             add_property_to=method.cls,
             evidence=Evidence.NEW_PROPERTY,
+            group=f"device property of {method.cls.node.name} (line {method.cls.node.lineno})",
         )
     # 7. a device the module defines once, after its imports
     if allow_new_device and "DEVICE" not in exclude_roots:
@@ -530,7 +548,7 @@ def _candidates(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str], func: 
             if verdict != NO:
                 yield DeviceChoice("self.device", f"the enclosing class {method.cls.node.name} has `self.device`"
                                    + ("" if verdict == YES else f" ({why}: unsafe)"),
-                                   verdict == YES, root="self", evidence=evidence or Evidence.UNKNOWN)
+                                   verdict == YES, evidence=evidence or Evidence.UNKNOWN)
     # 4. device variable / parameter
     for f in reversed(ctx.func_stack):
         for name, bound in f.device_names.items():
@@ -541,7 +559,7 @@ def _candidates(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str], func: 
                 continue
             yield DeviceChoice(name, f"`{name}` is a device in scope" + (f" ({why})" if verdict == YES
                                                                          else f" ({why}: unsafe)"),
-                               verdict == YES, root=name, evidence=evidence or Evidence.UNKNOWN)
+                               verdict == YES, evidence=evidence or Evidence.UNKNOWN)
     for name, bound in ctx.module_device_names.items():
         if name in exclude_roots or _class_body_shadows(ctx, name):
             continue
@@ -552,7 +570,7 @@ def _candidates(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str], func: 
             continue
         yield DeviceChoice(name, f"module-level device `{name}`" + (f" ({why})" if verdict == YES
                                                                      else f" ({why}: unsafe)"),
-                           verdict == YES, root=name, evidence=evidence or Evidence.UNKNOWN)
+                           verdict == YES, evidence=evidence or Evidence.UNKNOWN)
     # 4b. a tensor this function built on the accelerator before the site
     choice = _built_on_accelerator(ctx, line, exclude_roots, func)
     if choice is not None:
@@ -574,12 +592,12 @@ def _candidates(ctx: "RuleContext", at: ast.AST, exclude_roots: Set[str], func: 
                 guessed.append(name)
         if annotated:
             n = annotated[0]
-            yield DeviceChoice(f"{n}.device", f"`{n}` is a tensor parameter (annotated)", True, root=n,
+            yield DeviceChoice(f"{n}.device", f"`{n}` is a tensor parameter (annotated)", True,
                                evidence=Evidence.TENSOR)
         if guessed:
             n = guessed[0]
             yield DeviceChoice(f"{n}.device", f"`{n}` is used as a tensor (an attribute only tensors have; "
-                               "guessed)", False, root=n, evidence=Evidence.GUESS)
+                               "guessed)", False, evidence=Evidence.GUESS)
 
 
 def _built_on_accelerator(ctx: "RuleContext", line: int, exclude: Set[str],
@@ -618,7 +636,7 @@ def _built_on_accelerator(ctx: "RuleContext", line: int, exclude: Set[str],
                 and ":" not in dev.value
         if on_accelerator:
             return DeviceChoice(f"{name}.device", f"`{name}` was built on the accelerator earlier in this function",
-                                True, root=name, evidence=Evidence.TENSOR)
+                                True, evidence=Evidence.TENSOR)
     return None
 
 
@@ -766,16 +784,15 @@ def new_module_device(ctx: "RuleContext", at: ast.AST) -> Optional[DeviceChoice]
     module does not import torch at its top level before the code at ``at``,
     or no free name is left.
     """
-    claimed = ctx.claimed_module_device()
+    claimed = ctx.importer.module_device
     if claimed is None:
         names = ctx.module_names
         claimed = next((n for n in MODULE_DEVICE_NAMES if n not in names), None)
         if claimed is None or module_device_insertion(ctx, getattr(at, "lineno", 0), claimed) is None:
             return None
-    ctx.note_new_device(claimed)
     return DeviceChoice(claimed, "no device in scope: defines one for the module after its imports "
-                                 "(the accelerator when available, else the CPU)", False, root=claimed,
-                        new_module_device=True, evidence=Evidence.NEW_MODULE_DEVICE)
+                                 "(the accelerator when available, else the CPU)", False,
+                        evidence=Evidence.NEW_MODULE_DEVICE, defines=claimed)
 
 
 def module_device_insertion(ctx: "RuleContext", line: int, name: str) -> Optional[InsertBefore]:
@@ -881,18 +898,18 @@ def _statement_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str],
             method = ctx.enclosing_method()
             if method is not None and method.cls is not None and root.attr in method.cls.tensor_attrs:
                 return DeviceChoice(f"{text}.device", f"`{text}` is a tensor attribute in the same statement",
-                                    True, root=name, evidence=Evidence.TENSOR)
+                                    True, evidence=Evidence.TENSOR)
             continue
         if func is not None and name in func.tensor_names and func.tensor_names[name] <= getattr(at, "lineno", 0):
-            return DeviceChoice(f"{text}.device", f"`{text}` is a tensor in the same statement", True, root=name,
+            return DeviceChoice(f"{text}.device", f"`{text}` is a tensor in the same statement", True,
                                 evidence=Evidence.TENSOR)
         ann = func.params.get(name) if func is not None else None
         if ann is not None and ast.unparse(ann).endswith("Tensor"):
-            return DeviceChoice(f"{text}.device", f"`{text}` is a tensor in the same statement", True, root=name,
+            return DeviceChoice(f"{text}.device", f"`{text}` is a tensor in the same statement", True,
                                 evidence=Evidence.TENSOR)
         if func is not None and name in func.params and name in ctx.tensor_used_params(func):
             return DeviceChoice(f"{text}.device", f"`{text}` is combined with the value in the same statement "
-                                "and used as a tensor elsewhere (guessed)", False, root=name,
+                                "and used as a tensor elsewhere (guessed)", False,
                                 evidence=Evidence.GUESS)
         # No tensor-only evidence: a list, a number or a config object has no ``.device``.
     return None
@@ -917,7 +934,7 @@ def _sized_from_tensor(ctx: "RuleContext", at: ast.AST, exclude: Set[str],
             continue
         ann = func.params.get(name)
         if func.tensor_names.get(name, line) < line or (ann is not None and ast.unparse(ann).endswith("Tensor")):
-            return DeviceChoice(f"{name}.device", f"the value is sized from the tensor `{name}`", True, root=name,
+            return DeviceChoice(f"{name}.device", f"the value is sized from the tensor `{name}`", True,
                                 evidence=Evidence.TENSOR)
     return None
 
@@ -1054,42 +1071,71 @@ def _map_texts(op, fn):
     return op if _is_import(op.text) else replace(op, text=fn(op.text))
 
 
-def finish_fix(ctx: "RuleContext", code: str, line: int, fix: Optional[Fix], why: Optional[str]):
-    """Complete a rule's fix before it is recorded: ``(fix, no_fix_reason)``.
+class Importer:
+    """How fix text spells ``torch`` and the module device in one module, for one run.
 
-    * a ``--device-expr`` refused for this statement drops the fix, with a reason naming the rule;
-    * a fix relying on a ``device`` property that a fix of this run adds joins that property's group;
-    * a fix using the module device that :func:`new_module_device` chose joins
-      :data:`MODULE_DEVICE_GROUP`, and the first one carries its definition;
-    * fix text that spells ``torch`` where the module binds torch only under an
-      alias (``import torch as T``) is respelled with the alias; otherwise a fix
-      whose text names ``torch`` declares ``needs=("torch",)``.
+    ``torch_name()``: the name the module binds torch to (its alias, else ``torch``).
+    ``module_device``: the module-level device a fix of this run defines (precedence 7 of
+    :func:`infer_device`), once one has claimed it with :meth:`define_module_device`.
+    :meth:`spell_torch` completes fix text that names ``torch``.
     """
-    refusal = ctx.take_device_expr_refusal()
-    new_device = ctx.take_new_device()
-    group = ctx.take_group()
-    if refusal is not None:
-        return None, f"{code}: {refusal}"
+
+    def __init__(self, facts) -> None:
+        self.facts = facts
+        self.module_device: Optional[str] = None
+
+    def torch_name(self) -> Optional[str]:
+        return self.facts.torch_name()
+
+    def define_module_device(self, name: str) -> bool:
+        """Record that a fix of this run defines the module device ``name``; False if one already does."""
+        if self.module_device is not None:
+            return False
+        self.module_device = name
+        return True
+
+    def spell_torch(self, fix: Fix) -> Fix:
+        """Fix text that spells ``torch`` where the module binds torch only under an alias
+        (``import torch as T``) is respelled with the alias; otherwise a fix whose text names
+        ``torch`` declares ``needs=("torch",)``."""
+        texts = [t for op in fix.ops for t in _op_texts(op)]
+        if not any(_names_torch(t) for t in texts):
+            return fix
+        alias = self.facts.torch_alias
+        if alias is not None and alias != "torch" and not self.facts.binds_torch:
+            return replace(fix, ops=tuple(_map_texts(op, lambda t: _respell(t, alias)) for op in fix.ops))
+        if "torch" not in fix.needs:
+            fix = replace(fix, needs=tuple(fix.needs) + ("torch",))
+        return fix
+
+
+def finish_fix(ctx: "RuleContext", code: str, line: int, fix: Optional[Fix], why: Optional[str],
+               choice=None):
+    """Complete a rule's fix before it is recorded, from what inference decided (``choice``: the
+    :class:`DeviceChoice` or :class:`Refusal` the fix was built from, if any): ``(fix, no_fix_reason)``.
+
+    * a ``--device-expr`` refused at the site drops the fix, with a reason naming the rule;
+    * a fix relying on a ``device`` property that a fix of this run adds joins that property's group;
+    * a fix using the module device the choice defines joins :data:`MODULE_DEVICE_GROUP`, and the
+      first one carries its definition;
+    * fix text naming ``torch`` is spelled as the module spells it (:meth:`Importer.spell_torch`).
+    """
+    if isinstance(choice, Refusal):
+        return None, f"{code}: {choice.why}"
     if fix is None:
         return fix, why
+    group = choice.group if choice is not None else None
+    new_device = choice.defines if choice is not None else None
     if group is not None and fix.group is None and any(
             "self.device" in t for op in fix.ops for t in _op_texts(op)):
         fix = replace(fix, group=group)
     ops = list(fix.ops)
     if new_device is not None and any(re.search(rf"\b{re.escape(new_device)}\b", t)
                                       for op in ops for t in _op_texts(op)):
-        if ctx.claim_module_device(new_device):
+        if ctx.importer.define_module_device(new_device):
             op = module_device_insertion(ctx, line, new_device)
             if op is None:
                 return None, f"{code}: cannot place a module-level device definition"
             ops.insert(0, op)
         fix = replace(fix, ops=tuple(ops), safe=False, group=MODULE_DEVICE_GROUP)
-    alias = ctx.torch_alias
-    texts = [t for op in fix.ops for t in _op_texts(op)]
-    if not any(_names_torch(t) for t in texts):
-        return fix, why
-    if alias is not None and alias != "torch" and not ctx.binds_torch:
-        return replace(fix, ops=tuple(_map_texts(op, lambda t: _respell(t, alias)) for op in fix.ops)), why
-    if "torch" not in fix.needs:
-        fix = replace(fix, needs=tuple(fix.needs) + ("torch",))
-    return fix, why
+    return ctx.importer.spell_torch(fix), why

@@ -49,11 +49,11 @@ def device_fix(ck, node: ast.AST, literal: ast.AST, plain: bool, exclude: Set[st
     ``"cuda"`` keeps working (``torch.device("cpu") == "cpu"`` is False).
     With ``allow_new_device`` a module without any device in scope gets one
     (an unsafe fix; see :func:`flake8_device.inference.new_module_device`).
-    Returns ``(fix, no_fix_reason)``.
+    Returns ``(fix, no_fix_reason, choice)``: ``choice`` is what inference decided, for ``ck.report``.
     """
     choice = ck.infer_device(node, exclude_roots=exclude, allow_new_device=allow_new_device)
-    if choice is None:
-        return None, "no device source in scope (no self.device, device variable or tensor to follow)"
+    if not choice:
+        return None, "no device source in scope (no self.device, device variable or tensor to follow)", choice
     # ``self.device`` set to a string is one already: no ``.type``.
     string = getattr(choice.evidence, "name", None) == "DEVICE_STRING"
     expr = device_type_expr(choice.expr) if as_string and not string else choice.expr
@@ -66,8 +66,34 @@ def device_fix(ck, node: ast.AST, literal: ast.AST, plain: bool, exclude: Set[st
         desc += "; the literal names a specific accelerator index, so following another device is unsafe"
     ops = with_property(ck, choice, ops)
     if ops is None:
-        return None, NO_PROPERTY
-    return Fix(tuple(ops), safe, desc), None
+        return None, NO_PROPERTY, choice
+    return Fix(tuple(ops), safe, desc), None, choice
+
+
+def availability_fix(ck, literal: ast.AST, dev_type: str, no_fix_reason: str, because: Optional[str] = None):
+    """``(fix, no_fix_reason)``: the safe fix keeping ``literal``'s accelerator where it is available and
+    falling back to the CPU elsewhere; ``because`` (why no device was followed) opens its description."""
+    expr = ck.availability_expr(literal, dev_type)
+    if expr is None:
+        return None, no_fix_reason
+    desc = f"fall back to the CPU when no {dev_type} device is available"
+    return Fix((ReplaceNode(Span.of(literal), expr),), True, f"{because}: {desc}" if because else desc), None
+
+
+def safe_fallback_wins(fix, why, fallback):
+    """A safe availability fallback wins over an unsafe (or absent) inferred device fix.
+
+    ``fix, why``: the fix following an inferred device; ``fallback()`` builds the availability fix
+    ``(fix, no_fix_reason)`` (called only when the inferred fix is absent or unsafe).  Without an
+    inferred fix the fallback (or its reason) is the answer; an unsafe inferred fix stays when no safe
+    fallback exists.
+    """
+    if fix is not None and fix.safe:
+        return fix, why
+    other, other_why = fallback()
+    if (other is not None and other.safe) or fix is None:
+        return other, other_why
+    return fix, why
 
 
 NO_PROPERTY = "cannot add a device property to this class automatically"

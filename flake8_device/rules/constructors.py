@@ -6,7 +6,7 @@ import ast
 
 from ..diagnostics import Fix, ReplaceNode, Span
 from ..names import LEGACY_CTORS
-from .common import device_fix, receiver_roots
+from .common import availability_fix, device_fix, receiver_roots, safe_fallback_wins
 from .registry import rule
 
 DEV003 = rule(
@@ -23,24 +23,19 @@ def _fallback_fix(ck, literal: ast.AST, dev_type: str, instead_of=None):
 
     ``instead_of`` is the unsafe fix this one replaces (a device in scope without evidence).
     """
-    expr = ck.availability_expr(literal, dev_type)
-    if expr is None:
-        return None, f"no device source in scope and no availability check known for {dev_type!r}"
-    why = "no device source in scope"
+    because = "no device source in scope"
     if instead_of is not None:
-        why = f"no device in scope with evidence (the candidate: {instead_of.description})"
-    return Fix((ReplaceNode(Span.of(literal), expr),), True,
-               f"{why}: fall back to the CPU when no {dev_type} device is available"), None
+        because = f"no device in scope with evidence (the candidate: {instead_of.description})"
+    return availability_fix(ck, literal, dev_type,
+                            f"no device source in scope and no availability check known for {dev_type!r}", because)
 
 
 def _inferred_or_fallback(ck, node, literal, dev_type, plain, exclude=frozenset()):
-    fix, why = device_fix(ck, node, literal, plain, set(exclude))
-    if (fix is None or not fix.safe) and plain and isinstance(literal, ast.Constant):
+    fix, why, choice = device_fix(ck, node, literal, plain, set(exclude))
+    if plain and isinstance(literal, ast.Constant):
         # a device without evidence (a bare parameter, a label): the availability test is safe
-        fallback, fallback_why = _fallback_fix(ck, literal, dev_type, instead_of=fix)
-        if fallback is not None or fix is None:
-            fix, why = fallback, fallback_why
-    return fix, why
+        fix, why = safe_fallback_wins(fix, why, lambda: _fallback_fix(ck, literal, dev_type, instead_of=fix))
+    return fix, why, choice
 
 
 @DEV003.on("call.keywords")
@@ -61,13 +56,13 @@ def check_device_keyword(ck, node: ast.Call) -> None:
         target = k.value
         if isinstance(target, ast.Call):  # device=torch.device("cuda")
             inner = target.args[0] if target.args else None
-            fix, why = device_fix(ck, node, target, plain, set())
+            fix, why, choice = device_fix(ck, node, target, plain, set())
             if fix is None and plain and isinstance(inner, ast.Constant):
                 fix, why = _fallback_fix(ck, inner, dev_type)
         else:
-            fix, why = _inferred_or_fallback(ck, node, target, dev_type, plain)
+            fix, why, choice = _inferred_or_fallback(ck, node, target, dev_type, plain)
         ck.report("DEV003", target, f"hardcoded accelerator device {ck.src(target)} in a constructor; "
-                                    "pass the device of the model or the data", fix, why)
+                                    "pass the device of the model or the data", fix, why, choice=choice)
 
 
 @DEV003.on("call.torch", qual=("torch.device",), skip_guarded=True)
@@ -77,12 +72,12 @@ def check_torch_device(ck, node: ast.Call, qual: str) -> None:
     if lit is None:
         return
     dev_type, plain = lit
-    fix, why = device_fix(ck, node, node, plain, set())
+    fix, why, choice = device_fix(ck, node, node, plain, set())
     inner = node.args[0] if node.args else None
     if fix is None and plain and isinstance(inner, ast.Constant):
         fix, why = _fallback_fix(ck, inner, dev_type)
     ck.report("DEV003", node, f"{ck.src(node)} hardcodes the accelerator; derive the device from the "
-                              "model or the data, or check availability", fix, why)
+                              "model or the data, or check availability", fix, why, choice=choice)
 
 
 @DEV003.on("call.torch", qual=("torch.cuda.",), skip_guarded=True)
@@ -98,7 +93,7 @@ def check_cuda_typed(ck, node: ast.Call, qual: str) -> None:
     choice = ck.infer_device(node, allow_new_device=True)
     if isinstance(target, str):
         fix, why = None, target
-    elif choice is None:
+    elif not choice:
         fix, why = None, "no device source in scope (no self.device, device variable or tensor to follow)"
     else:
         op = target.op(node, node, (("dtype", dtype), ("device", choice.expr)))
@@ -106,7 +101,7 @@ def check_cuda_typed(ck, node: ast.Call, qual: str) -> None:
         fix, why = Fix((op,), target.safe and choice.safe and choice.add_property_to is None,
                        f"use {target.func}(..., dtype={dtype}, device={choice.expr}): {choice.reason}{note}"), None
     ck.report("DEV003", node, f"{qual}() only exists on CUDA; use torch.tensor(..., dtype={dtype}, "
-                              "device=...)", fix, why)
+                              "device=...)", fix, why, choice=choice)
 
 
 @DEV003.on("call.method", attrs={"type"}, skip_guarded=True)
@@ -128,14 +123,14 @@ def check_type_call(ck, node: ast.Call) -> None:
     dtype = LEGACY_CTORS[qual.rsplit(".", 1)[1]]
     recv = node.func.value
     choice = ck.infer_device(node, exclude_roots=receiver_roots(recv), allow_add_property=False)
-    if choice is None:
+    if not choice:
         fix, why = None, "no device source in scope (no self.device, device variable or tensor to follow)"
     else:
         text = f"{ck.src(recv)}.to(device={choice.expr}, dtype={dtype})"
         fix, why = Fix((ReplaceNode(Span.of(node), text),), choice.safe,
                        f"use .to(device={choice.expr}, dtype={dtype}): {choice.reason}"), None
     ck.report("DEV003", node, f".type({ck.src(arg)}) converts to a CUDA-only type; use "
-                              f".to(device=..., dtype={dtype})", fix, why)
+                              f".to(device=..., dtype={dtype})", fix, why, choice=choice)
 
 
 @DEV003.on("assign", skip_guarded=True)

@@ -7,7 +7,7 @@ import ast
 from ..diagnostics import Fix, InsertBefore, ReplaceNode, Span
 from ..facts import param_defaults
 from ..inference import NO, YES, Evidence, self_device_evidence
-from .common import device_fix, is_device_like_name
+from .common import availability_fix, device_fix, is_device_like_name, safe_fallback_wins
 from .registry import rule
 
 DEV004 = rule(
@@ -27,11 +27,9 @@ def _fallback(ck, literal, dev_type, plain, reason):
         literal = literal.args[0]  # torch.device("cuda"): keep the call, guard its string
     built = isinstance(literal, (ast.JoinedStr, ast.BinOp)) or (
         isinstance(literal, ast.Call) and isinstance(literal.func, ast.Attribute) and literal.func.attr == "format")
-    expr = ck.availability_expr(literal, dev_type) if plain or built or isinstance(literal, ast.Constant) else None
-    if expr is None:
+    if not (plain or built or isinstance(literal, ast.Constant)):
         return None, reason
-    return Fix((ReplaceNode(Span.of(literal), expr),), True,
-               f"fall back to the CPU when no {dev_type} device is available"), None
+    return availability_fix(ck, literal, dev_type, reason)
 
 
 @DEV004.on("call.keywords", skip_guarded=True)
@@ -47,14 +45,11 @@ def check_call_keywords(ck, node: ast.Call) -> None:
             continue
         ck.claim(k.value)
         dev_type, plain = lit
-        fix, why = device_fix(ck, node, k.value, plain, set(), as_string=isinstance(k.value, ast.Constant))
-        if fix is None or not fix.safe:
-            # a device without evidence (a label, a bare parameter): the availability test is safe
-            fallback, fallback_why = _fallback(ck, k.value, dev_type, plain, why)
-            if fallback is not None and fallback.safe or fix is None:
-                fix, why = fallback, fallback_why
+        fix, why, choice = device_fix(ck, node, k.value, plain, set(), as_string=isinstance(k.value, ast.Constant))
+        # a device without evidence (a label, a bare parameter): the availability test is safe
+        fix, why = safe_fallback_wins(fix, why, lambda: _fallback(ck, k.value, dev_type, plain, why))
         ck.report("DEV004", k.value, f"accelerator device {ck.src(k.value)} passed as {k.arg}=; "
-                                     "pass the device of the model or the data", fix, why)
+                                     "pass the device of the model or the data", fix, why, choice=choice)
 
 
 @DEV004.on("function_def", skip_guarded=True)

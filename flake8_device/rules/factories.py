@@ -249,9 +249,11 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
         target = '"cuda" (.cuda())' if isinstance(literal, ast.Call) else ck.src(literal)
     else:
         target = movers[-1].device if movers else None
-    fix, why = _build_fix(ck, outer, factory, kind, name, steps)
+    decided: list = []
+    fix, why = _build_fix(ck, outer, factory, kind, name, steps, decided)
+    choice = decided[-1] if decided else None
     if kind == "legacy":
-        chain = ck.report("DEV103", outer, _legacy_msg(ck, factory, name, target), fix, why)
+        chain = ck.report("DEV103", outer, _legacy_msg(ck, factory, name, target), fix, why, choice=choice)
     else:
         where = f"hardcoded {target}" if literal is not None else f"{target}"
         chain = ck.report(
@@ -261,6 +263,7 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
             f"create it there with device=",
             fix,
             why,
+            choice=choice,
         )
     if not ck.guarded:
         _report_portability(ck, movers, chain)
@@ -455,14 +458,15 @@ def _fold(ck, factory, kind, name, dtype, known) -> Optional[bool]:
     return None
 
 
-def _literal_only_fix(ck, outer, steps, safe, notes):
+def _literal_only_fix(ck, outer, steps, safe, notes, decided):
     """Keep the host allocation, fix only the hardcoded device of the move."""
     movers = [s for s in steps if s.literal is not None]
     if len(movers) != 1:
         return None, "the chain converts dtypes in a way that cannot move into the factory call"
     step = movers[0]
     choice = ck.infer_device(outer, allow_new_device=True)
-    if choice is None:
+    decided.append(choice)
+    if not choice:
         return None, NO_SOURCE
     ops = with_property(ck, choice, [])
     if ops is None:
@@ -479,7 +483,8 @@ def _literal_only_fix(ck, outer, steps, safe, notes):
     return Fix(tuple(ops), safe and choice.safe and step.literal_plain, "; ".join(notes)), None
 
 
-def _build_fix(ck, outer, factory, kind, name, steps):
+def _build_fix(ck, outer, factory, kind, name, steps, decided):
+    """``(fix, no_fix_reason)`` for a moved chain; the device inference decided is appended to ``decided``."""
     if not ck.fixes:
         return None, None
     if has_star(factory) or kw(factory, "out") is not None:
@@ -510,7 +515,7 @@ def _build_fix(ck, outer, factory, kind, name, steps):
         ):
             folded = True  # 0 and 1 survive any chain of these conversions
         if folded is None:
-            return _literal_only_fix(ck, outer, steps, safe, notes)
+            return _literal_only_fix(ck, outer, steps, safe, notes, decided)
         if folded is False:
             safe = False
             notes.append(f"torch.{name}() then computes in the target dtype directly")
@@ -530,7 +535,8 @@ def _build_fix(ck, outer, factory, kind, name, steps):
     dev_expr = None
     if device is not None and device.literal is not None:
         choice = ck.infer_device(outer, allow_new_device=True)
-        if choice is None:
+        decided.append(choice)
+        if not choice:
             return None, NO_SOURCE
         dev_expr = choice.expr
         safe = safe and choice.safe and device.literal_plain
@@ -595,7 +601,7 @@ def check_factory(ck, node: ast.Call, qual: str) -> None:
     if name in ("tensor", "as_tensor") and node.args and isinstance(node.args[0], ast.Constant):
         return  # a 0-dim CPU scalar may meet accelerator tensors
     choice = ck.infer_device(node, allow_add_property=False)
-    if choice is None:
+    if not choice:
         fix, why = None, NO_SOURCE
     else:
         op = RewriteCall(Span.of(node), Span.of(node), (("device", choice.expr),),
@@ -604,4 +610,4 @@ def check_factory(ck, node: ast.Call, qual: str) -> None:
                                 "created on the CPU, which may be intended")
         why = None
     ck.report("DEV102", node, f"torch.{name}() without device= in device-aware code creates a CPU tensor",
-              fix, why)
+              fix, why, choice=choice)

@@ -35,8 +35,8 @@ def check_to(ck, node: ast.Call) -> None:
             continue
         dev_type, plain = lit
         exclude = receiver_roots(node.func.value)
-        fix, why = device_fix(ck, node, arg, plain, exclude, allow_new_device=True)
-        ck.report("DEV001", arg, to_message(ck, arg), fix, why)
+        fix, why, choice = device_fix(ck, node, arg, plain, exclude, allow_new_device=True)
+        ck.report("DEV001", arg, to_message(ck, arg), fix, why, choice=choice)
 
 
 def to_message(ck, arg) -> str:
@@ -60,7 +60,7 @@ def check_cuda(ck, node: ast.Call) -> None:
         return
     index = cuda_index(node)
     choice = ck.infer_device(node, exclude_roots=receiver_roots(recv), allow_new_device=True)
-    if choice is None:
+    if not choice:
         fix, why = None, "no device source in scope (no self.device, device variable or tensor to follow)"
     else:
         rest = [ck.src(k) for k in node.keywords if k.arg not in ("device",)]
@@ -72,7 +72,7 @@ def check_cuda(ck, node: ast.Call) -> None:
             fix, why = None, NO_PROPERTY
         else:
             fix, why = Fix(tuple(ops), choice.safe and index is None, desc), None
-    ck.report("DEV002", node, cuda_message(ck, index), fix, why)
+    ck.report("DEV002", node, cuda_message(ck, index), fix, why, choice=choice)
 
 
 def cuda_message(ck, index) -> str:
