@@ -15,6 +15,7 @@ from .apply import (
     REASON_OVERLAP,
     REASON_UNDEFINED,
     REASON_UNSAFE,
+    FilePlan,
     FixResult,
     apply_fixes,
 )
@@ -28,6 +29,7 @@ from .files import (
 
 __all__ = [
     "DEFAULT_MAX_FILE_SIZE",
+    "FilePlan",
     "FixResult",
     "REASON_COMMENT",
     "REASON_DROPPED",

@@ -16,12 +16,13 @@ from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ast_grep_py import SgNode, SgRoot
 
 from flake8_device.diagnostics import (
     Diagnostic,
+    Fix,
     FixOp,
     InsertBefore,
     ReplaceNode,
@@ -563,156 +564,292 @@ def apply_fixes(
     * with ``check_names``: the result has no undefined name (pyflakes) that
       the original did not have; ``builtins`` are names to treat as defined.
 
-    A leading BOM is kept.
+    A leading BOM is kept.  :class:`FilePlan` does the same work and keeps
+    what it learnt about the text for the next question about it.
     """
-    diags = sorted(diagnostics, key=_sort_key)
-    bom = BOM if source.startswith(BOM) else ""
-    text = source[len(bom) :]
-    result = FixResult(text=source)
-    blocked = dict(blocked_groups or {})
-    # groups with a member that cannot be applied -> why
-    failed: Dict[str, str] = {}
-    planner: Optional[_Planner] = None
-    tree: Optional[ast.Module] = None
-    bindings: Dict[str, str] = {}
-    cands: List[_Candidate] = []
-    by_ops: Dict[Tuple, _Candidate] = {}
+    plan = FilePlan(source, filename, check_names=check_names, builtins=builtins,
+                    blocked_groups=blocked_groups)
+    return plan.apply(diagnostics, unsafe=unsafe)
 
-    def fail_group(fix, why: str) -> None:
-        if fix.group is not None:
-            failed.setdefault(fix.group, why)
 
-    for diag in diags:
+# A fix's planned operations: its edits, sorted, or why it cannot be planned.
+_Planned = Union[List[_Edit], str]
+REASON_OPS_OVERLAP = "fix operations overlap each other"
+
+
+class FilePlan:
+    """The fixes of one text, planned once.
+
+    Everything :func:`apply_fixes` learns about the text is kept: the syntax
+    tree the edits are planned on, each fix's edits (or why it has none), the
+    module's bindings of the names fixes need, whether the text compiles and
+    its undefined names.  :meth:`apply` applies a set of fixes with every
+    post-condition (what ``--fix`` does); :meth:`alone` applies one fix as if
+    it were the only one (with the rest of its group), which is what the JSON
+    and SARIF outputs show as that fix's edits; :meth:`refusal` says, from the
+    planning alone, why a fix can never apply here.
+
+    ``tree``, when given, is the ``ast`` tree of ``source`` (the linter's:
+    it saves parsing the text again); it is used only for a text without BOM.
+    """
+
+    def __init__(self, source: str, filename: str = "<fixed>", *, check_names: bool = False,
+                 builtins: Iterable[str] = (), blocked_groups: Optional[Mapping[str, str]] = None,
+                 tree: Optional[ast.Module] = None) -> None:
+        self.source = source
+        self.bom = BOM if source.startswith(BOM) else ""
+        self.text = source[len(self.bom):]
+        self.filename = filename
+        self.check_names = check_names
+        self.builtins = tuple(builtins)
+        self.blocked = dict(blocked_groups or {})
+        self._tree: Optional[ast.Module] = tree if not self.bom else None
+        self._tree_known = self._tree is not None
+        self._planner: Optional[_Planner] = None
+        self._planned: Dict[Tuple, _Planned] = {}
+        self._bindings: Dict[str, str] = {}
+        self._strict: Optional[bool] = None
+        self._before: Optional[Counter] = None
+        self._before_known = False
+        self._alone: Dict[Tuple, FixResult] = {}
+
+    # --- what is learnt once -------------------------------------------------
+    @property
+    def planner(self) -> _Planner:
+        if self._planner is None:
+            self._planner = _Planner(self.text)
+        return self._planner
+
+    @property
+    def tree(self) -> Optional[ast.Module]:
+        if not self._tree_known:
+            self._tree = postconditions.parse(self.text, self.filename)
+            self._tree_known = True
+        return self._tree
+
+    def ok(self, new_text: str) -> bool:
+        """Whether a fixed text passes the syntax check: it compiles when the original does, else
+        it parses."""
+        if self._strict is None:
+            self._strict = _compiles(self.text, self.filename)
+        return _compiles(new_text, self.filename) if self._strict else parses(new_text, self.filename)
+
+    def before(self) -> Optional[Counter]:
+        """How often each name is undefined in the original text (None: it cannot be analysed)."""
+        if not self._before_known:
+            found = postconditions.undefined_names(self.text, self.filename, self.builtins,
+                                                   tree=self._tree if self._tree_known else None)
+            self._before = Counter(n for n, _, _ in found) if found is not None else None
+            self._before_known = True
+        return self._before
+
+    def planned(self, fix: Fix) -> _Planned:
+        """``fix``'s edits on this text, sorted, or why it has none."""
+        got = self._planned.get(fix.ops)
+        if got is None:
+            try:
+                edits: List[_Edit] = []
+                for op in fix.ops:
+                    edits.extend(self.planner.plan(op))
+            except _Skip as skip:
+                got = str(skip)
+            else:
+                got = sorted(edits, key=lambda e: (e.start, e.end))
+                if any(_overlap(a, b) for a, b in zip(got, got[1:])):
+                    got = REASON_OPS_OVERLAP
+            self._planned[fix.ops] = got
+        return got
+
+    def binding(self, name: str) -> str:
+        """How the module binds a name a fix needs (see :func:`postconditions.module_binding`)."""
+        if name not in self._bindings:
+            tree = self.tree
+            self._bindings[name] = (
+                postconditions.module_binding(tree, name) if tree is not None else postconditions.OTHER
+            )
+        return self._bindings[name]
+
+    def refusal(self, diag: Diagnostic) -> Optional[str]:
+        """Why ``diag``'s fix can never be applied to this text, known from planning it (a span
+        naming no node, a comment it would remove, f-string text older Pythons cannot read, a needed
+        module bound to something else), or None.  The checks of the fixed text (it parses, no
+        undefined name) and conflicts with other fixes are not looked at."""
         fix = diag.fix
         if fix is None:
-            result.skipped.append((diag, diag.no_fix_reason or REASON_NO_FIX))
-            continue
-        if fix.group is not None and fix.group in blocked:
-            result.skipped.append((diag, REASON_GROUP.format(group=fix.group, why=blocked[fix.group])))
-            continue
-        if not fix.safe and not unsafe:
-            result.skipped.append((diag, REASON_UNSAFE))
-            fail_group(fix, f"{diag.code} on line {diag.span.line} is an unsafe fix")
-            continue
-        twin = by_ops.get(fix.ops)
-        if twin is not None:
-            twin.twins.append(diag)
-            if fix.group is not None:
-                twin.groups.add(fix.group)
-            continue
-        if planner is None:
-            planner = _Planner(text)
-        try:
-            edits: List[_Edit] = []
-            for op in fix.ops:
-                edits.extend(planner.plan(op))
-        except _Skip as skip:
-            result.skipped.append((diag, str(skip)))
-            fail_group(fix, f"{diag.code} on line {diag.span.line}: {skip}")
-            continue
-        own = sorted(edits, key=lambda e: (e.start, e.end))
-        if any(_overlap(a, b) for a, b in zip(own, own[1:])):
-            result.skipped.append((diag, "fix operations overlap each other"))
-            fail_group(fix, f"{diag.code} on line {diag.span.line}: its operations overlap")
-            continue
-        imports: List[str] = []
-        other: Optional[str] = None
-        for name in fix.needs:
-            if name not in bindings:
-                if tree is None:
-                    tree = postconditions.parse(text, filename)
-                bindings[name] = (
-                    postconditions.module_binding(tree, name) if tree is not None else postconditions.OTHER
-                )
-            if bindings[name] == postconditions.OTHER:
-                other = name
-                break
-            if bindings[name] == postconditions.ABSENT:
-                imports.append(name)
-        if other is not None:
-            result.skipped.append((diag, REASON_NEEDS_OTHER.format(name=other)))
-            fail_group(fix, f"{diag.code} on line {diag.span.line} needs {other!r}")
-            continue
-        cand = _Candidate(diag, own, tuple(imports), groups={fix.group} if fix.group else set())
-        cands.append(cand)
-        by_ops[fix.ops] = cand
+            return None
+        planned = self.planned(fix)
+        if isinstance(planned, str):
+            return planned
+        other = next((n for n in fix.needs if self.binding(n) == postconditions.OTHER), None)
+        return REASON_NEEDS_OTHER.format(name=other) if other is not None else None
 
-    if not cands:
-        return result
-    assert planner is not None
-    strict = _compiles(text, filename)
-    ok = _compiles if strict else parses
-    before: Optional[Counter] = None
-    if check_names:
-        found = postconditions.undefined_names(text, filename, builtins, tree=tree)
-        before = Counter(n for n, _, _ in found) if found is not None else None
-
-    dropped: Dict[int, str] = {}
-    while True:
-        taken = _Taken()
-        chosen: List[int] = []
-        overlapped: List[int] = []
-        for k, cand in enumerate(cands):
-            if k in dropped:
-                continue
-            bad = next((g for g in sorted(cand.groups) if g in failed), None)
-            if bad is not None:
-                dropped[k] = REASON_GROUP.format(group=bad, why=failed[bad])
-                continue
-            if any(taken.overlaps(e) for e in cand.edits):
-                overlapped.append(k)
-                continue
-            for e in cand.edits:
-                taken.add(e)
-            chosen.append(k)
-        regroup = False
+    # --- applying --------------------------------------------------------------
+    def apply(self, diagnostics: Iterable[Diagnostic], unsafe: bool = False) -> FixResult:
+        """The fixes of ``diagnostics`` applied together, as :func:`apply_fixes` does."""
+        result = FixResult(text=self.source)
+        failed: Dict[str, str] = {}  # groups with a member that cannot be applied -> why
+        cands = self._candidates(sorted(diagnostics, key=_sort_key), unsafe, result, failed)
+        if not cands:
+            return result
+        chosen, overlapped, dropped, new_text = self._choose(cands, failed)
+        for k, why in dropped.items():
+            result.skipped.extend((d, why) for d in cands[k].diags)
         for k in overlapped:
-            for g in cands[k].groups:
-                if g not in failed:
-                    d = cands[k].diag
-                    failed[g] = f"{d.code} on line {d.span.line} overlaps another fix"
-                    regroup = True
-        if regroup:
-            continue
-        modules = sorted({m for k in chosen for m in cands[k].imports})
-        import_edit = _import_edit(planner, tree, modules, filename) if modules else None
+            result.skipped.extend((d, REASON_OVERLAP) for d in cands[k].diags)
+        result.applied = [d for k in chosen for d in cands[k].diags]
+        result.applied.sort(key=_sort_key)
+        result.text = self.bom + new_text if chosen else self.source
+        result.skipped.sort(key=lambda p: _sort_key(p[0]))
+        return result
 
-        def edits_of(ks: Iterable[int]) -> List[_Edit]:
-            out = [e for k in ks for e in cands[k].edits]
-            if import_edit is not None:
-                out.append(import_edit)
-            return out
+    def alone(self, diag: Diagnostic, others: Sequence[Diagnostic] = ()) -> FixResult:
+        """``diag``'s fix applied as if it were the only one, unsafe or not, with the members of
+        its group among ``others`` (a group applies whole or not at all); the result is shared
+        by every diagnostic that asks the same question."""
+        fix = diag.fix
+        members = [diag]
+        if fix is not None and fix.group is not None:
+            members += [d for d in others if d is not diag and d.fix is not None and d.fix.group == fix.group]
+            key: Tuple = ("group", fix.group, frozenset(id(d) for d in members))
+        else:
+            key = ("fix", fix)
+        got = self._alone.get(key)
+        if got is None:
+            got = self._alone[key] = self.apply(members, unsafe=True)
+        if len(members) == 1:
+            # an equal fix of another diagnostic may have asked first: the same answer, for this one
+            if got.applied:
+                return FixResult(got.text, [diag], [])
+            return FixResult(got.text, [], [(diag, got.skipped[0][1])] if got.skipped else [])
+        return got
 
-        new_text = _splice(text, edits_of(chosen))
-        if not ok(new_text, filename):
-            alone_bad = [k for k in chosen if not ok(_splice(text, edits_of([k])), filename)]
-            for k in alone_bad or chosen:
-                dropped[k] = REASON_NOT_PARSE
-                for g in cands[k].groups:
-                    failed.setdefault(g, f"{cands[k].diag.code} on line {cands[k].diag.span.line} would not parse")
-            continue
-        if before is not None and chosen:
-            culprits = _undefined_culprits(text, new_text, filename, builtins, before, cands, chosen,
-                                           edits_of(chosen), import_edit)
-            if culprits:
-                for k, name in culprits.items():
-                    dropped[k] = REASON_UNDEFINED.format(name=name)
-                    for g in cands[k].groups:
-                        failed.setdefault(
-                            g, f"{cands[k].diag.code} on line {cands[k].diag.span.line} "
-                               f"would leave {name!r} undefined")
+    def _candidates(self, diags: List[Diagnostic], unsafe: bool, result: FixResult,
+                    failed: Dict[str, str]) -> List[_Candidate]:
+        """The fixes that can be planned, one per set of operations (twins join it); the others go
+        to ``result.skipped`` and fail their group."""
+        cands: List[_Candidate] = []
+        by_ops: Dict[Tuple, _Candidate] = {}
+
+        def fail_group(fix: Fix, why: str) -> None:
+            if fix.group is not None:
+                failed.setdefault(fix.group, why)
+
+        for diag in diags:
+            fix = diag.fix
+            if fix is None:
+                result.skipped.append((diag, diag.no_fix_reason or REASON_NO_FIX))
                 continue
-        break
+            if fix.group is not None and fix.group in self.blocked:
+                result.skipped.append((diag, REASON_GROUP.format(group=fix.group, why=self.blocked[fix.group])))
+                continue
+            if not fix.safe and not unsafe:
+                result.skipped.append((diag, REASON_UNSAFE))
+                fail_group(fix, f"{diag.code} on line {diag.span.line} is an unsafe fix")
+                continue
+            twin = by_ops.get(fix.ops)
+            if twin is not None:
+                twin.twins.append(diag)
+                if fix.group is not None:
+                    twin.groups.add(fix.group)
+                continue
+            planned = self.planned(fix)
+            if isinstance(planned, str):
+                result.skipped.append((diag, planned))
+                if planned == REASON_OPS_OVERLAP:
+                    fail_group(fix, f"{diag.code} on line {diag.span.line}: its operations overlap")
+                else:
+                    fail_group(fix, f"{diag.code} on line {diag.span.line}: {planned}")
+                continue
+            imports: List[str] = []
+            other: Optional[str] = None
+            for name in fix.needs:
+                binding = self.binding(name)
+                if binding == postconditions.OTHER:
+                    other = name
+                    break
+                if binding == postconditions.ABSENT:
+                    imports.append(name)
+            if other is not None:
+                result.skipped.append((diag, REASON_NEEDS_OTHER.format(name=other)))
+                fail_group(fix, f"{diag.code} on line {diag.span.line} needs {other!r}")
+                continue
+            cand = _Candidate(diag, planned, tuple(imports), groups={fix.group} if fix.group else set())
+            cands.append(cand)
+            by_ops[fix.ops] = cand
+        return cands
 
-    for k, why in dropped.items():
-        result.skipped.extend((d, why) for d in cands[k].diags)
-    for k in overlapped:
-        result.skipped.extend((d, REASON_OVERLAP) for d in cands[k].diags)
-    result.applied = [d for k in chosen for d in cands[k].diags]
-    result.applied.sort(key=_sort_key)
-    result.text = bom + new_text if chosen else source
-    result.skipped.sort(key=lambda p: _sort_key(p[0]))
-    return result
+    def _choose(self, cands: List[_Candidate], failed: Dict[str, str]):
+        """The candidates to apply: ``(chosen, overlapped, dropped, new text)``; repeated until the
+        post-conditions hold (a failure drops candidates and fails their groups)."""
+        before = self.before() if self.check_names else None
+        text, filename = self.text, self.filename
+        dropped: Dict[int, str] = {}
+        while True:
+            chosen, overlapped = _pick(cands, failed, dropped)
+            regroup = False
+            for k in overlapped:
+                for g in cands[k].groups:
+                    if g not in failed:
+                        d = cands[k].diag
+                        failed[g] = f"{d.code} on line {d.span.line} overlaps another fix"
+                        regroup = True
+            if regroup:
+                continue
+            modules = sorted({m for k in chosen for m in cands[k].imports})
+            import_edit = _import_edit(self.planner, self.tree, modules, filename) if modules else None
+
+            def edits_of(ks: Iterable[int]) -> List[_Edit]:
+                out = [e for k in ks for e in cands[k].edits]
+                if import_edit is not None:
+                    out.append(import_edit)
+                return out
+
+            new_text = _splice(text, edits_of(chosen))
+            if not self.ok(new_text):
+                alone_bad = [k for k in chosen if not self.ok(_splice(text, edits_of([k])))]
+                for k in alone_bad or chosen:
+                    _drop(cands, k, REASON_NOT_PARSE, "would not parse", dropped, failed)
+                continue
+            if before is not None and chosen:
+                culprits = _undefined_culprits(text, new_text, filename, self.builtins, before, cands, chosen,
+                                               edits_of(chosen), import_edit)
+                if culprits:
+                    for k, name in culprits.items():
+                        _drop(cands, k, REASON_UNDEFINED.format(name=name), f"would leave {name!r} undefined",
+                              dropped, failed)
+                    continue
+            return chosen, overlapped, dropped, new_text
+
+
+def _pick(cands: List[_Candidate], failed: Mapping[str, str], dropped: Dict[int, str]):
+    """One pass over the candidates in order: those that fit (``chosen``) and those that overlap a
+    fix taken before them; a candidate of a failed group is dropped."""
+    taken = _Taken()
+    chosen: List[int] = []
+    overlapped: List[int] = []
+    for k, cand in enumerate(cands):
+        if k in dropped:
+            continue
+        bad = next((g for g in sorted(cand.groups) if g in failed), None)
+        if bad is not None:
+            dropped[k] = REASON_GROUP.format(group=bad, why=failed[bad])
+            continue
+        if any(taken.overlaps(e) for e in cand.edits):
+            overlapped.append(k)
+            continue
+        for e in cand.edits:
+            taken.add(e)
+        chosen.append(k)
+    return chosen, overlapped
+
+
+def _drop(cands: List[_Candidate], k: int, why: str, group_why: str, dropped: Dict[int, str],
+          failed: Dict[str, str]) -> None:
+    """Drop candidate ``k`` for ``why``; its groups fail (``group_why`` says how)."""
+    dropped[k] = why
+    d = cands[k].diag
+    for g in cands[k].groups:
+        failed.setdefault(g, f"{d.code} on line {d.span.line} {group_why}")
 
 
 def _import_edit(planner: _Planner, tree: Optional[ast.Module], modules: Sequence[str],

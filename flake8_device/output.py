@@ -177,30 +177,36 @@ def fix_edits(
     others: Sequence[Diagnostic],
     filename: str,
     apply: Optional[Callable[[str, List[Diagnostic]], object]] = None,
+    plan: Optional[object] = None,
 ) -> Optional[List[Edit]]:
     """The text edits of ``diag``'s fix, as the fixer makes them on ``text``.
 
     The fix is applied alone (with the other members of its group, which are
     applied together or not at all), so the edits include whatever the
     fixer adds for it, such as an ``import torch`` the fix text needs.
-    ``apply(text, diagnostics)`` applies fixes, unsafe ones included, with
-    the post-conditions of the run (the command passes its Runner's); by
-    default :func:`flake8_device_fixers.apply_fixes`.  None when the fixer would not apply
-    the fix on its own.
+    ``plan`` is the fixer's :class:`~flake8_device_fixers.FilePlan` of ``text``
+    with the post-conditions of the run (the command passes its Runner's): each
+    fix is then planned and checked once per file, whichever diagnostic asks.
+    Without it, ``apply(text, diagnostics)`` applies fixes, unsafe ones
+    included (by default :func:`flake8_device_fixers.apply_fixes`).  None when
+    the fixer would not apply the fix on its own.
     """
     if diag.fix is None:
         return None
-    if apply is None:
-        from flake8_device_fixers import apply_fixes
+    if plan is not None:
+        result = plan.alone(diag, others)
+    else:
+        if apply is None:
+            from flake8_device_fixers import apply_fixes
 
-        def apply(t, ds):
-            return apply_fixes(t, ds, unsafe=True, filename=filename)
+            def apply(t, ds):
+                return apply_fixes(t, ds, unsafe=True, filename=filename)
 
-    members = [diag]
-    group = diag.fix.group
-    if group is not None:
-        members += [d for d in others if d is not diag and d.fix is not None and d.fix.group == group]
-    result = apply(text, members)
+        members = [diag]
+        group = diag.fix.group
+        if group is not None:
+            members += [d for d in others if d is not diag and d.fix is not None and d.fix.group == group]
+        result = apply(text, members)
     if not any(d is diag for d in result.applied):
         return None
     old = text[1:] if text.startswith("\ufeff") else text

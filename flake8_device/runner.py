@@ -9,6 +9,7 @@ folders given.  The command (:mod:`flake8_device.cli`) and the harness drive it.
 
 from __future__ import annotations
 
+import ast
 import gc
 import os
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from flake8_device_fixers import (
     REASON_NO_FIX,
+    FilePlan,
     SourceError,
     SourceFile,
-    apply_fixes,
     read_source,
     write_source,
 )
@@ -90,9 +91,20 @@ class Runner:
         self.assumed_names = tuple(getattr(self.linter, "assumed_names", ()))
         # groups of the last lint with a member filtered out -> why
         self.blocked_groups: Dict[str, str] = {}
+        self._tree: Optional[Tuple[str, ast.Module]] = None  # the last text linted, its tree
+        self._plan: Optional[FilePlan] = None  # the plan of the last text planned
 
     def lint(self, text: str, path: str) -> List[Diagnostic]:
-        diags = self.linter(text, path, self.options)
+        if self.linter is _default_linter:
+            # the engine's tree is kept: the fixer's plan of this text reuses it
+            from . import engine
+
+            tree = ast.parse(text, filename=path)
+            self._tree = (text, tree)
+            diags = engine.check_source(text, path, self.options, tree=tree)
+        else:
+            self._tree = None
+            diags = self.linter(text, path, self.options)
         noqa = NoqaMap(text)
         out = []
         blocked: Dict[str, str] = {}
@@ -110,6 +122,17 @@ class Runner:
         out.sort(key=lambda d: (d.span, d.code))
         return out
 
+    def plan(self, text: str, path: str) -> FilePlan:
+        """The fixer's plan of ``text`` with the run's post-conditions (undefined names checked,
+        the groups the last lint of ``text`` blocked); one per text, reused until another text
+        is planned."""
+        plan = self._plan
+        if plan is None or plan.source is not text or plan.filename != path or plan.blocked != self.blocked_groups:
+            tree = self._tree[1] if self._tree is not None and self._tree[0] is text else None
+            plan = self._plan = FilePlan(text, path, check_names=True, builtins=self.assumed_names,
+                                         blocked_groups=self.blocked_groups, tree=tree)
+        return plan
+
     def apply(self, text: str, diags: List[Diagnostic], path: str, unsafe: Optional[bool] = None):
         """Apply ``diags``' fixes to ``text`` with every post-condition checked.
 
@@ -117,8 +140,7 @@ class Runner:
         outputs show the edits of unsafe fixes too).
         """
         unsafe = self.unsafe if unsafe is None else unsafe
-        return apply_fixes(text, diags, unsafe=unsafe, filename=path, check_names=True,
-                           builtins=self.assumed_names, blocked_groups=self.blocked_groups)
+        return self.plan(text, path).apply(diags, unsafe=unsafe)
 
     def run_file(self, path: str, source: Optional[SourceFile] = None) -> Tuple[FileReport, Optional[object]]:
         """Lint (and fix) one file; ``source`` is given when the text was read already (stdin)."""
@@ -215,8 +237,7 @@ def report_items(report: FileReport, path: str, runner: Runner, fixing: bool, fm
         edits = None
         if fmt in output.NEEDS_EDITS and d.fix is not None:
             try:
-                edits = output.fix_edits(report.text, d, diags, path,
-                                         apply=lambda t, ds: runner.apply(t, ds, report.path, unsafe=True))
+                edits = output.fix_edits(report.text, d, diags, path, plan=runner.plan(report.text, report.path))
             except Exception:  # a fix the fixer cannot plan: report it without edits
                 edits = None
         items.append(output.Item(path=path, diag=d, text=report.text,
