@@ -55,8 +55,13 @@ def test_full_run_passes(full_run):
     assert checks[3]["figures"]["compared_tensors"] > 0
     assert checks[3]["figures"]["max_abs_diff"] == 0.0
     assert checks[4]["figures"]["mismatches"] == 0
-    for path in ("train", "infer"):
-        assert checks[2]["figures"][path]["input_grad_abs_sum"] > 0
+    f2 = checks[2]["figures"]
+    assert f2["train"]["input_frames_with_nonzero_gradient"] > 0 and f2["train"]["parameter_gradients"] > 0
+    assert f2["infer"]["saliency_frames_all_zero"] < f2["infer"]["saliency_frames"]
+    # every kind of tensor is compared: outputs, parameter and input gradients of both paths
+    sections = checks[3]["figures"]["sections"]
+    for sec in ("train", "train_grads", "train_input_grads", "infer", "saliency"):
+        assert sections[sec]["compared_tensors"] > 0 and sections[sec]["problem_count"] == 0, sec
     fix = report["fix"]
     assert fix["totals"]["fixed"] > 0 and fix["totals"]["left"] == 0
     md = (out / "report.md").read_text()
@@ -180,7 +185,7 @@ def test_own_model_with_entry_point_options(tmp_path):
     status = {c["id"]: c["status"] for c in report["checks"]}
     assert [status[i] for i in (1, 2, 3, 4)] == ["PASS"] * 4
     # no --frames function: the float leaf input is differentiated
-    assert report["checks"][1]["figures"]["train"]["frames"] == 1
+    assert report["checks"][1]["figures"]["train"]["input_frames_with_gradient"] == 1
     # one site, reported as DEV001 and DEV101 with one shared fix: applied once, both fixed
     assert report["fix"]["fixed"] == {"DEV001": 1, "DEV101": 1}
     assert (pkg / "model.py").read_text() == _OWN_MODEL  # the user's folder is never touched

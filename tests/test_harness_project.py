@@ -219,7 +219,7 @@ def test_check2_does_not_call_zero_saliency_non_zero():
 
 def test_project_options_need_each_other(tmp_path):
     rc, _, err = _run("--project", str(tmp_path), "--out", str(tmp_path / "o"))
-    assert rc == 2 and "--project and --config go together" in err
+    assert rc == 2 and "either --config FILE" in err and "--entry MODULE:FUNCTION" in err
 
 
 def test_missing_config_is_a_setup_failure(tmp_path):

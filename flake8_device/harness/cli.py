@@ -1,7 +1,9 @@
 """The ``flake8-device-harness`` command.
 
 Usage: ``flake8-device-harness [--package DIR] [--out DIR] [options]`` (a bundled-style model package) or
-``flake8-device-harness --project DIR --config FILE [options]`` (a detectron2 project); see docs/harness.md.
+``flake8-device-harness --project DIR --config FILE [options]`` (a detectron2 project) or
+``flake8-device-harness --project DIR --entry MODULE:FUNCTION [options]`` (a plain PyTorch project); see
+docs/harness.md.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="root of the project's source tree (its packages, configs/ and training script)")
     g.add_argument("--config", metavar="FILE", default=None,
                    help="detectron2 config file of the model, relative to the project root (or inside it)")
+    g.add_argument("--entry", metavar="MODULE:FUNCTION", default=None,
+                   help="a plain PyTorch project instead of a config: a function of the project (absolute module "
+                        "name) returning {'model', 'inputs'[, 'train_inputs', 'objective', 'paths']} or "
+                        "(model, inputs[, objective]); docs/harness.md")
     g.add_argument("--setup", metavar="MODULE:FUNC", action="append", default=None,
                    help="a config set-up function (cfg) -> None, in order; repeat for several (default: the "
                         "add_*_config calls of the training script's setup())")
@@ -106,7 +112,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_ERROR if exc.code not in (0, None) else EXIT_OK
-    if args.project or args.config:
+    if args.project or args.config or args.entry:
         return _main_project(args, out, err)
     cfg = HarnessConfig(
         package=args.package, out=args.out, unsafe=not args.safe_only, builder=args.builder,
@@ -122,8 +128,9 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
 def _main_project(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .project import ProjectConfig
 
-    if not (args.project and args.config):
-        print("flake8-device-harness: --project and --config go together", file=err)
+    if not args.project or bool(args.config) == bool(args.entry):
+        print("flake8-device-harness: --project DIR takes either --config FILE (a detectron2 project) or"
+              " --entry MODULE:FUNCTION (a plain PyTorch project)", file=err)
         return EXIT_ERROR
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
@@ -132,7 +139,7 @@ def _main_project(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_ERROR
     codes = [c.strip() for c in (args.original_fixes or "").split(",") if c.strip() and c.strip().lower() != "none"]
     cfg = ProjectConfig(
-        project=args.project, config=args.config, out=args.out, unsafe=not args.safe_only, setup=args.setup,
+        project=args.project, config=args.config, entry=args.entry, out=args.out, unsafe=not args.safe_only, setup=args.setup,
         setup_script=args.setup_script, imports=args.register, opts=list(args.opts), frames=args.num_frames,
         height=h, width=w, input_format=args.input_format, saliency=not args.no_saliency, seed=args.seed, threads=args.threads, jobs=args.jobs, capture=args.capture or [],
         original_fixes=codes, device_type=args.device_type, rtol=args.rtol, atol=args.atol,

@@ -469,16 +469,9 @@ def tensor_digest(t: Any):
 
 
 def _where(exc: BaseException, root: str) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    root = os.path.abspath(root) + os.sep
-    for fr in reversed(frames):
-        fn = os.path.abspath(fr.filename)
-        if fn.startswith(root):
-            return f"{os.path.relpath(fn, root)}:{fr.lineno}: {(fr.line or '').strip()}"
-    if frames:
-        fr = frames[-1]
-        return f"{fr.filename}:{fr.lineno}: {(fr.line or '').strip()}"
-    return ""
+    from .checks import where
+
+    return where(exc, [root])
 
 
 # Import names whose package on the index has another name, or that no index has.

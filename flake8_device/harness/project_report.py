@@ -43,11 +43,49 @@ def write_project_markdown(report: HarnessReport, path: str) -> None:
     fxf = facts.get("fixed_cpu", {})
     size = c.get("inputs_detail") or {}
     checks = {k.id: k for k in report.checks}
-    lines = ["# flake8-device harness report: a detectron2 project", ""]
+    kind = "a plain PyTorch project (entry function)" if c.get("entry") else "a detectron2 project"
+    lines = [f"# flake8-device harness report: {kind}", ""]
     status = "PASS" if report.ok else "FAIL"
     lines.append(f"**Result: {status}** (exit code {report.exit_code}): "
                  + ", ".join(f"check {k.id} {k.status}" for k in report.checks))
     lines += ["", "## What was run", ""]
+    lines += _what_entry(c, facts) if c.get("entry") else _what_d2(c, facts, model, fxf, size)
+    lines.append(f"- processes: {', '.join(f'{r} {s} s' for r, s in c.get('process_seconds', {}).items())}"
+                 f" ({c.get('jobs')} at a time, {c.get('threads')} torch thread(s) each)")
+    lines.append(f"- environment: Python {env.get('python')}, torch {env.get('torch')} (CUDA build"
+                 f" {env.get('torch_cuda_build')}), detectron2 {env.get('detectron2', '-')}, CUDA available:"
+                 f" {env.get('cuda_available')}" + (f" ({env['gpu']})" if env.get("gpu") else ""))
+    if report.setup_error:
+        lines += ["", f"**Setup failed:** {_esc(report.setup_error)}"]
+
+    lines += _fixes(report.fix, c)
+    if report.checks:
+        lines += ["", "## Checks", "", "| # | check | result | time | figures |", "|---:|---|---|---:|---|"]
+        for k in report.checks:
+            lines.append(f"| {k.id} | {_esc(k.name)} | **{k.status}** | {k.seconds:.1f} s | {_esc(k.message)} |")
+        lines += ["", "## Details", ""]
+        lines += _details(checks, facts)
+        lines += ["", "## What this proves and what it does not", ""]
+        lines += _claims(checks, facts, report)
+    if report.seconds:
+        lines += ["", "## Timings", ""]
+        lines += [f"- {k}: {v:.1f} s" for k, v in report.seconds.items()]
+    if "saliency" in report.files:
+        sal = c.get("saliency") or {}
+        rel = os.path.relpath(report.files["saliency"], os.path.dirname(path))
+        lines += ["", "## Inference-path saliency", "",
+                  "|gradient| of the inference objective (sum of the means of the captured floating-point tensors"
+                  " that depend on the frames) with respect to each input frame, max over channels: the fixed"
+                  " model on the CPU, the original under the virtual accelerator, and their difference"
+                  f" (max |difference| {sal.get('max_abs_saliency_diff', 0):g}; frames with zero saliency:"
+                  f" {sal.get('frames_with_zero_saliency', 0)}).", "", f"![saliency]({rel})"]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def _what_d2(c, facts, model, fxf, size) -> List[str]:
+    """The project, config, set-up, model, weights and inputs of a detectron2 run."""
+    lines: List[str] = []
     lines.append(f"- project: `{os.path.basename(c['project'])}` (`{_esc(c['project'])}`), copied twice into"
                  f" `{_esc(os.path.join(c['out'], 'project'))}` (`original/`, `fixed/`)")
     lines.append(f"- config: `{_esc(c['config_file'])}`" + (f" with `{' '.join(c['opts'])}`" if c.get("opts") else "")
@@ -90,15 +128,35 @@ def write_project_markdown(report: HarnessReport, path: str) -> None:
                      " grad, for the input gradients and the saliency")
     lines.append(f"- training objective: the sum of the {fxf.get('losses')} losses the model returns in `train()`"
                  " mode; inference: `eval()` forward under `torch.no_grad()`, outputs flattened to tensors (Python numbers as 0-dim tensors)")
-    lines.append(f"- processes: {', '.join(f'{r} {s} s' for r, s in c.get('process_seconds', {}).items())}"
-                 f" ({c.get('jobs')} at a time, {c.get('threads')} torch thread(s) each)")
-    lines.append(f"- environment: Python {env.get('python')}, torch {env.get('torch')} (CUDA build"
-                 f" {env.get('torch_cuda_build')}), detectron2 {env.get('detectron2', '-')}, CUDA available:"
-                 f" {env.get('cuda_available')}" + (f" ({env['gpu']})" if env.get("gpu") else ""))
-    if report.setup_error:
-        lines += ["", f"**Setup failed:** {_esc(report.setup_error)}"]
+    return lines
 
-    fix = report.fix
+
+def _what_entry(c, facts) -> List[str]:
+    """The project, entry function, model, weights and inputs of a plain PyTorch run."""
+    model = c.get("model") or {}
+    fxf = facts.get("fixed_cpu", {})
+    lines = [f"- project: `{os.path.basename(c['project'])}` (`{_esc(c['project'])}`), copied twice into"
+             f" `{_esc(os.path.join(c['out'], 'project'))}` (`original/`, `fixed/`)",
+             f"- entry function: `{_esc(c['entry'])}` (called in each process after seeding Python, NumPy and"
+             f" torch with {c.get('seed')}); objective `{_esc(fxf.get('objective'))}`; paths"
+             f" {', '.join(fxf.get('paths') or [])}"]
+    if model:
+        lines.append(f"- model: `{model.get('class')}`, {_int(model.get('parameters'))} parameters in"
+                     f" {model.get('parameter_tensors')} tensors ({_int(model.get('trainable_parameters'))}"
+                     f" trainable), {model.get('state_tensors')} state-dict tensors")
+    writer = next((r for r, f in sorted(facts.items()) if "state_written_to" in f), "no run")
+    lines.append(f"- weights: as the entry function builds them; the first model built (`{writer}`) wrote its"
+                 " state dict (with its `_metadata`) to `runs/weights.pt` and the other runs loaded that file")
+    lines.append("- inputs: the entry's, on the CPU, moved with `.to(device)` for a run on the accelerator;"
+                 " training: `train()`, the objective, backward; inference: `eval()` under `torch.no_grad()`;"
+                 " a separate optional pass makes the floating-point inputs require grad (input gradients,"
+                 " saliency of the objective on the inference outputs)")
+    return lines
+
+
+def _fixes(fix, c) -> List[str]:
+    """The fixes the fixed copy (and the original, by --original-fixes) got."""
+    lines: List[str] = []
     if fix is not None:
         lines += ["", "## Fixes applied to the fixed copy", "",
                   f"`flake8-device --fix{' --unsafe-fixes' if c['unsafe_fixes'] else ''}` on every Python file of"
@@ -135,28 +193,7 @@ def write_project_markdown(report: HarnessReport, path: str) -> None:
     else:
         lines += ["", "The original copy is the project's code unchanged."]
 
-    if report.checks:
-        lines += ["", "## Checks", "", "| # | check | result | time | figures |", "|---:|---|---|---:|---|"]
-        for k in report.checks:
-            lines.append(f"| {k.id} | {_esc(k.name)} | **{k.status}** | {k.seconds:.1f} s | {_esc(k.message)} |")
-        lines += ["", "## Details", ""]
-        lines += _details(checks, facts)
-        lines += ["", "## What this proves and what it does not", ""]
-        lines += _claims(checks, facts, report)
-    if report.seconds:
-        lines += ["", "## Timings", ""]
-        lines += [f"- {k}: {v:.1f} s" for k, v in report.seconds.items()]
-    if "saliency" in report.files:
-        sal = c.get("saliency") or {}
-        rel = os.path.relpath(report.files["saliency"], os.path.dirname(path))
-        lines += ["", "## Inference-path saliency", "",
-                  "|gradient| of the inference objective (sum of the means of the captured floating-point tensors"
-                  " that depend on the frames) with respect to each input frame, max over channels: the fixed"
-                  " model on the CPU, the original under the virtual accelerator, and their difference"
-                  f" (max |difference| {sal.get('max_abs_saliency_diff', 0):g}; frames with zero saliency:"
-                  f" {sal.get('frames_with_zero_saliency', 0)}).", "", f"![saliency]({rel})"]
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    return lines
 
 
 def _details(checks, facts) -> List[str]:
@@ -174,9 +211,12 @@ def _details(checks, facts) -> List[str]:
     k = checks.get(2)
     if k:
         rows += [f"### 2. {k.name}: {k.status}", ""]
+        if k.status == FAIL:
+            rows.append(f"- {_esc(k.message)}")
         t, i = k.figures.get("train"), k.figures.get("infer")
         if t:
-            rows.append(f"- train: {t['losses']} losses, objective {_num(t['objective'])};"
+            rows.append(f"- train: {str(t['losses']) + ' losses, ' if t.get('losses') is not None else ''}objective"
+                        f" {_num(t['objective'])};"
                         f" {t['parameter_gradients']} parameter gradients, all finite,"
                         f" {t['parameter_gradients'] - t['parameter_gradients_all_zero']} with a non-zero element and"
                         f" {t['parameter_gradients_all_zero']} all zero"
@@ -195,9 +235,9 @@ def _details(checks, facts) -> List[str]:
                        f" frames, {i['saliency_frames_all_zero']} of them all zero")
             else:
                 sal = f"saliency {_esc(i.get('saliency_note') or 'not available')}"
-            rows.append(f"- infer (under `torch.no_grad()`): {i['output_tensors']} output tensors, all finite;"
-                        f" {i['captured_tensors']} tensors captured from"
-                        f" {', '.join('`' + n + '`' for n in i.get('captured_from') or [])}; {sal}")
+            cap = (f" {i['captured_tensors']} tensors captured from"
+                   f" {', '.join('`' + n + '`' for n in i.get('captured_from') or [])};" if i.get("captured_from") else "")
+            rows.append(f"- infer: {i['output_tensors']} output tensors, all finite;{cap} {sal}")
         rows.append("")
     for cid in (3, 4):
         k = checks.get(cid)
@@ -272,9 +312,13 @@ def _claims(checks, facts, report) -> List[str]:
                    " not exercised. Run the same command on a machine with a GPU to get check 5.")
     elif st.get(5) == PASS:
         out.append("- On the real GPU the original and the fixed model agree within tolerance (check 5).")
-    out.append("- Only the paths these inputs take were exercised: one synthetic video of the stated size, the"
-               " model's current training stage, and the code the config selects. Other configs, tasks"
-               " (e.g. `TEST.TASK`), longer videos and data-dependent branches not taken here are not covered.")
+    if report.config.get("entry"):
+        out.append("- Only the paths the entry's inputs take were exercised, with the weights it builds. Other"
+                   " inputs, sizes, trained weights and data-dependent branches not taken here are not covered.")
+    else:
+        out.append("- Only the paths these inputs take were exercised: one synthetic video of the stated size, the"
+                   " model's current training stage, and the code the config selects. Other configs, tasks"
+                   " (e.g. `TEST.TASK`), longer videos and data-dependent branches not taken here are not covered.")
     for cid in sorted(checks):
         if checks[cid].status == FAIL:
             out.append(f"- **Check {cid} failed**: {_esc(checks[cid].message)}")

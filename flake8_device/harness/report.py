@@ -116,12 +116,10 @@ def write_markdown(report: HarnessReport, path: str) -> None:
             lines += ["", "## Failures", ""]
             for c in failures:
                 lines.append(f"- check {c.id} ({_md_escape(c.name)}): {_md_escape(c.message)}")
+        from .project_report import _details as check_details
+
         lines += ["", "## Details", ""]
-        for c in report.checks:
-            lines.append(f"### {c.id}. {c.name}: {c.status}")
-            lines.append("")
-            lines += _details(c)
-            lines.append("")
+        lines += check_details({c.id: c for c in report.checks}, {})
     if report.seconds:
         lines += ["## Timings", ""]
         lines += [f"- {k}: {v:.1f} s" for k, v in report.seconds.items()]
@@ -133,44 +131,3 @@ def write_markdown(report: HarnessReport, path: str) -> None:
                   "", f"![saliency]({rel})"]
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-
-
-def _details(c) -> List[str]:
-    f = c.figures
-    rows = []
-    for path in ("train", "infer"):
-        d = f.get(path)
-        if not isinstance(d, dict):
-            continue
-        if "error" in d and d["error"]:
-            rows.append(f"- {path}: `{_md_escape(d['error'])}` at `{_md_escape(d.get('where', ''))}`")
-        if c.id == 2 and "objective" in d:
-            rows.append(f"- {path}: objective {d['objective']:.6g}, {d['output_tensors']} output tensors,"
-                        f" sum |input grad| {d['input_grad_abs_sum']:.6g} over {d['frames']} frames"
-                        f" ({d['frames_with_zero_grad']} with zero gradient), {d['seconds']:.1f} s")
-        if c.id == 3 and "outputs" in d:
-            o, g = d["outputs"], d["input_grads"]
-            rows.append(f"- {path}: outputs {o['equal_tensors']}/{o['compared_tensors']} tensors equal"
-                        f" ({o['compared_elements']} elements), input gradients {g['equal_tensors']}/"
-                        f"{g['compared_tensors']} equal ({g['compared_elements']} elements), max abs diff"
-                        f" {max(o['max_abs_diff'], g['max_abs_diff']):g}; reference mismatches"
-                        f" {d['reference_mismatches']}")
-        if c.id == 4 and "mismatches" in d:
-            rows.append(f"- {path}: {d['mismatches']} mismatch(es)"
-                        + (f"; outputs and gradients equal to the fixed CPU run: {d['equal_to_fixed_cpu']}"
-                           f" ({d['compared_tensors']} tensors)" if "equal_to_fixed_cpu" in d else ""))
-            for p in d.get("places", []):
-                rows.append(f"  - `{_md_escape(p)}`")
-        if c.id == 5:
-            for key in ("original_gpu_vs_fixed_gpu", "fixed_cpu_vs_fixed_gpu"):
-                if key in d:
-                    k = d[key]
-                    rows.append(f"- {path}, {key.replace('_', ' ')}: {k['compared_tensors']} tensors,"
-                                f" max abs diff {k['max_abs_diff']:.3g}, max rel diff {k['max_rel_diff']:.3g},"
-                                f" {k['problem_count']} outside tolerance")
-    if c.id == 5 and "reason" in f:
-        rows.append(f"- skipped: {f['reason']}")
-    if c.id == 2:
-        rows.append(f"- seeded weights equal before loading the original's state_dict:"
-                    f" {f.get('weights_equal_before_load')}; inputs repeatable: {f.get('inputs_repeatable')}")
-    return rows

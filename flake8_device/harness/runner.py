@@ -9,7 +9,6 @@ import platform
 import re
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
@@ -164,6 +163,8 @@ def _purge_modules(names: List[str]) -> None:
 class RunResult:
     outputs: List[Tuple[str, Any]] = field(default_factory=list)
     grads: List[Tuple[str, Any]] = field(default_factory=list)
+    param_grads: List[Tuple[str, Any]] = field(default_factory=list)
+    params_without_grad: int = 0
     objective: Optional[float] = None
     error: Optional[BaseException] = None
     error_text: str = ""
@@ -178,18 +179,10 @@ class RunResult:
 
 
 def _where(exc: BaseException, roots: List[str]) -> str:
-    """``file:line: text`` of the innermost frame inside one of ``roots``."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    for fr in reversed(frames):
-        fn = os.path.abspath(fr.filename)
-        if any(fn.startswith(os.path.abspath(r) + os.sep) for r in roots):
-            root = next(r for r in roots if fn.startswith(os.path.abspath(r) + os.sep))
-            rel = os.path.relpath(fn, os.path.dirname(os.path.abspath(root)))
-            return f"{rel}:{fr.lineno}: {(fr.line or '').strip()}"
-    if frames:
-        fr = frames[-1]
-        return f"{fr.filename}:{fr.lineno}: {(fr.line or '').strip()}"
-    return ""
+    """``file:line: text`` of the innermost frame inside one of ``roots`` (relative to the folder of the copies)."""
+    from .checks import where
+
+    return where(exc, roots, os.path.dirname(os.path.abspath(roots[0])) if roots else None)
 
 
 def run_model(api: ModelAPI, inputs_api: ModelAPI, train: bool, *, state_dict=None,
@@ -248,6 +241,8 @@ def run_model(api: ModelAPI, inputs_api: ModelAPI, train: bool, *, state_dict=No
             g = f.grad if f.grad is not None else torch.zeros_like(f)
             grads.append((f"grad[{i}]", g))
         res.grads = detach_all(grads)
+        res.param_grads = detach_all([(n, p.grad) for n, p in model.named_parameters() if p.grad is not None])
+        res.params_without_grad = sum(1 for p in model.parameters() if p.requires_grad and p.grad is None)
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -303,36 +298,15 @@ def _mismatch_lines(summary, limit: int = 20) -> List[str]:
             for m in summary[:limit]]
 
 
-def run_harness(cfg: HarnessConfig) -> HarnessReport:
-    """Run every step and check; never raises for a model failure (it is reported)."""
-    import torch
-
-    progress = _Progress(cfg.progress)
-    out = os.path.abspath(cfg.out)
-    package_dir = os.path.abspath(cfg.package)
-    report = HarnessReport(
-        config={
-            "package": package_dir, "out": out, "unsafe_fixes": cfg.unsafe, "builder": cfg.builder,
-            "inputs": cfg.inputs, "objective": cfg.objective, "frames": cfg.frames,
-            "device_type": cfg.device_type, "mutate_fix": cfg.mutate,
-            "tolerances": {"bitwise": "torch.equal (checks 3)", "rtol": cfg.rtol, "atol": cfg.atol},
-        },
-        environment=_environment(),
-    )
-    checks = {i: CheckResult(i, name) for i, name in (
-        (1, "original fails on CPU with a device error"),
-        (2, "fixed runs forward+backward on CPU"),
-        (3, "original (virtual accelerator) == fixed (CPU), bitwise"),
-        (4, "fixed under the virtual accelerator: no device mismatch"),
-        (5, "real GPU: original vs fixed, fixed CPU vs GPU (tolerance)"),
-    )}
-
-    # ---- prepare the copies ------------------------------------------------
+def _prepare_copies(cfg: HarnessConfig, report: HarnessReport, progress) -> Optional[Tuple[str, str, str, str]]:
+    """Copy the package twice and fix one copy; ``(pkgs_root, orig_name, fixed_name, orig_dir)``, or None
+    with ``report.setup_error`` set."""
+    package_dir = report.config["package"]
     t0 = time.perf_counter()
     if not os.path.isfile(os.path.join(package_dir, "__init__.py")):
         report.setup_error = f"{package_dir}: not a Python package (no __init__.py); give --package"
-        return report
-    pkgs_root = os.path.join(out, "packages")
+        return None
+    pkgs_root = os.path.join(report.config["out"], "packages")
     os.makedirs(pkgs_root, exist_ok=True)
     orig_name, fixed_name = workspace.package_names(package_dir)
     progress(f"copying {package_dir} to {pkgs_root} as {orig_name} and {fixed_name}")
@@ -345,21 +319,37 @@ def run_harness(cfg: HarnessConfig) -> HarnessReport:
             report.fix.mutation = workspace.mutate_fix(fixed_dir, cfg.mutate)
         except ValueError as exc:
             report.setup_error = f"--mutate-fix: {exc}"
-            return report
+            return None
         m = report.fix.mutation
         progress(f"mutated the fix ({m['kind']}): {m['file']}:{m['line']}: {m['text']}")
     report.seconds["fix"] = time.perf_counter() - t0
-    progress(
-        f"fixed {report.fix.total('fixed')} of {report.fix.total('found')} diagnostics; "
-        f"{report.fix.total('left')} left"
-    )
+    progress(f"fixed {report.fix.total('fixed')} of {report.fix.total('found')} diagnostics; "
+             f"{report.fix.total('left')} left")
+    return pkgs_root, orig_name, fixed_name, orig_dir
 
-    # ---- import side by side -----------------------------------------------
+
+def run_harness(cfg: HarnessConfig) -> HarnessReport:
+    """Run every step and check; never raises for a model failure (it is reported)."""
+    progress = _Progress(cfg.progress)
+    out = os.path.abspath(cfg.out)
+    report = HarnessReport(
+        config={
+            "package": os.path.abspath(cfg.package), "out": out, "unsafe_fixes": cfg.unsafe, "builder": cfg.builder,
+            "inputs": cfg.inputs, "objective": cfg.objective, "frames": cfg.frames,
+            "device_type": cfg.device_type, "mutate_fix": cfg.mutate,
+            "tolerances": {"bitwise": "torch.equal (checks 3 and 4)", "rtol": cfg.rtol, "atol": cfg.atol},
+        },
+        environment=_environment(),
+    )
+    prepared = _prepare_copies(cfg, report, progress)
+    if prepared is None:
+        return report
+    pkgs_root, orig_name, fixed_name, orig_dir = prepared
     t0 = time.perf_counter()
     _purge_modules([orig_name, fixed_name])
     sys.path.insert(0, pkgs_root)
     _PKGS_ROOT[:] = [pkgs_root]
-    roots = [orig_dir, fixed_dir]
+    roots = [orig_dir, os.path.join(pkgs_root, fixed_name)]
     try:
         try:
             orig = ModelAPI(orig_name, cfg)
@@ -367,247 +357,92 @@ def run_harness(cfg: HarnessConfig) -> HarnessReport:
         except Exception as exc:
             report.setup_error = f"importing the copies failed: {type(exc).__name__}: {exc} ({_where(exc, roots)})"
             return report
-        # Same weights: the original's state_dict goes into the fixed model.
-        ref_models = {}
-        for path in PATHS:
-            ref_models[path] = orig.build(path == "train").state_dict()
-        fixed_probe = fixed.build(False).state_dict()
-        same_before = list(fixed_probe) == list(ref_models["infer"]) and all(
-            torch.equal(fixed_probe[k], ref_models["infer"][k]) for k in fixed_probe
-        )
-        a = orig.inputs_fn()
-        b = orig.inputs_fn()
-        from .tensors import compare, flatten
-
-        inputs_repeat = compare(flatten(a, "in"), flatten(b, "in"))
-        report.seconds["import_and_build"] = time.perf_counter() - t0
-        progress(f"built both copies; seeded weights equal before loading: {same_before}")
-
-        def run(api, path, **kw):
-            return run_model(api, orig, path == "train", state_dict=ref_models[path], roots=roots, **kw)
-
-        results: Dict[str, RunResult] = {}
-        _check1(checks[1], orig, run, progress, results)
-        _check2(checks[2], fixed, run, progress, results)
-        _check3(checks[3], orig, run, progress, results, cfg)
-        _check4(checks[4], fixed, run, progress, results, cfg)
-        _check5(checks[5], orig, fixed, run, progress, results, cfg)
-        for c in checks.values():
-            report.checks.append(c)
-        checks[2].figures["weights_equal_before_load"] = same_before
-        checks[2].figures["inputs_repeatable"] = inputs_repeat.ok
-        report.seconds["checks"] = sum(c.seconds for c in report.checks)
-
-        if cfg.figure:
-            t0 = time.perf_counter()
-            try:
-                from .saliency import saliency_figure
-
-                png = os.path.join(out, "saliency.png")
-                fig_info = saliency_figure(results, png, orig.inputs_fn(), orig)
-                if fig_info:
-                    report.files["saliency"] = png
-                    report.config["saliency"] = fig_info
-            except Exception as exc:  # a missing matplotlib must not hide the checks
-                report.config["saliency"] = {"error": f"{type(exc).__name__}: {exc}"}
-            report.seconds["figure"] = time.perf_counter() - t0
+        _run_and_judge(cfg, report, orig, fixed, roots, progress, t0)
     finally:
         if pkgs_root in sys.path:
             sys.path.remove(pkgs_root)
     return report
 
 
-# --------------------------------------------------------------------------
-# Checks
-# --------------------------------------------------------------------------
+# The in-process runs of package mode, by role of the shared checks.
+_RUNS = (("orig_cpu", "orig", None, None), ("fixed_cpu", "fixed", None, None),
+         ("orig_virt", "orig", "virtual", "virtual"), ("fixed_virt", "fixed", "virtual", "virtual"))
 
 
-def _timed(check: CheckResult, progress):
-    class _T:
-        def __enter__(self):
-            self.t0 = time.perf_counter()
-            progress(f"check {check.id}: {check.name} ...")
-            return self
+def _run_and_judge(cfg: HarnessConfig, report: HarnessReport, orig, fixed, roots, progress, t0) -> None:
+    """Same weights (the original's state_dict goes into every model), every run, the shared checks."""
+    import torch
 
-        def __exit__(self, *exc):
-            check.seconds = time.perf_counter() - self.t0
-            progress(f"check {check.id}: {check.status} ({check.seconds:.1f}s) {check.message}")
-            return False
+    from .checks import judge
+    from .tensors import compare, flatten
 
-    return _T()
-
-
-def _check1(check, orig, run, progress, results):
-    with _timed(check, progress):
-        problems, seen = [], {}
+    ref_models = {path: orig.build(path == "train").state_dict() for path in PATHS}
+    fixed_probe = fixed.build(False).state_dict()
+    same_before = list(fixed_probe) == list(ref_models["infer"]) and all(
+        torch.equal(fixed_probe[k], ref_models["infer"][k]) for k in fixed_probe)
+    inputs_repeat = compare(flatten(orig.inputs_fn(), "in"), flatten(orig.inputs_fn(), "in"))
+    report.seconds["import_and_build"] = time.perf_counter() - t0
+    progress(f"built both copies; seeded weights equal before loading: {same_before}")
+    gpu = cfg.device_type == "cuda" and torch.cuda.is_available()
+    plan = list(_RUNS) + ([("orig_gpu", "orig", "cuda", None), ("fixed_gpu", "fixed", "cuda", None)] if gpu else [])
+    runs: Dict[str, RunResult] = {}
+    results: Dict[str, Dict[str, Any]] = {}
+    for role, which, place, virtual in plan:
+        place = cfg.device_type if place == "virtual" else place
+        virtual = cfg.device_type if virtual else None
+        by_path = {}
         for path in PATHS:
-            r = run(orig, path)
-            results[f"orig_cpu_{path}"] = r
-            if r.ok:
-                problems.append(f"{path}: the original ran on the CPU without a device error")
-                seen[path] = {"error": None}
-                continue
-            is_device = bool(DEVICE_ERROR.search(f"{type(r.error).__name__}: {r.error}"))
-            seen[path] = {"error": r.error_text, "where": r.error_where, "device_error": is_device,
-                          "seconds": round(r.seconds, 3)}
-            if not is_device:
-                problems.append(f"{path}: failed, but not with a device error: {r.error_text} at {r.error_where}")
-        check.figures.update(seen)
-        if problems:
-            check.status, check.message = FAIL, "; ".join(problems)
+            by_path[path] = run_model(orig if which == "orig" else fixed, orig, path == "train",
+                                      state_dict=ref_models[path], roots=roots, place=place, virtual=virtual)
+            runs[f"{role}_{path}"] = by_path[path]
+        results[role] = as_result(by_path)
+        progress(f"{role}: {results[role]['seconds']['total']:.1f}s"
+                 f" ({'; '.join(e['text'] for e in results[role]['errors'].values()) or 'no error'})")
+    checks, problem = judge(results, gpu=gpu, rtol=cfg.rtol, atol=cfg.atol, weak_evidence=False)
+    checks[2].figures["weights_equal_before_load"] = same_before
+    checks[2].figures["inputs_repeatable"] = inputs_repeat.ok
+    for c in checks.values():
+        report.checks.append(c)
+        progress(f"check {c.id}: {c.status} ({c.seconds:.1f}s) {c.message}")
+    report.seconds["checks"] = sum(c.seconds for c in report.checks)
+    if cfg.figure:
+        t1 = time.perf_counter()
+        try:
+            from .saliency import saliency_figure
+
+            png = os.path.join(report.config["out"], "saliency.png")
+            fig_info = saliency_figure(runs, png, orig.inputs_fn(), orig)
+            if fig_info:
+                report.files["saliency"] = png
+                report.config["saliency"] = fig_info
+        except Exception as exc:  # a missing matplotlib must not hide the checks
+            report.config["saliency"] = {"error": f"{type(exc).__name__}: {exc}"}
+        report.seconds["figure"] = time.perf_counter() - t1
+
+
+def as_result(by_path: Dict[str, RunResult]) -> Dict[str, Any]:
+    """The runs of one role (train and infer) in the form the shared checks read.
+
+    train: the outputs and the objective (``train``), the parameter gradients
+    (``train_grads``) and the input-frame gradients (``train_input_grads``); infer:
+    the outputs (``infer``) and the input-frame gradients of its objective (``saliency``)."""
+    import torch
+
+    res: Dict[str, Any] = {"sections": {}, "errors": {}, "facts": {}, "model": {}, "mismatches": {}, "seconds": {}}
+    for path, r in by_path.items():
+        res["seconds"][path] = r.seconds
+        res["mismatches"][path] = [
+            {"file": _short_path(m.file), "line": m.line, "op": m.op, "devices": list(m.devices),
+             "kind": getattr(m, "kind", ""), "message": m.message, "count": m.count} for m in r.mismatch_summary]
+        if not r.ok:
+            res["errors"][path] = {"type": type(r.error).__name__, "text": r.error_text, "where": r.error_where}
+            continue
+        objective = [("objective", torch.tensor(r.objective, dtype=torch.float64))]
+        if path == "train":
+            res["sections"].update(train=r.outputs + objective, train_grads=r.param_grads, train_input_grads=r.grads)
+            res["facts"].update(train_objective=r.objective, losses=None, params_without_grad=r.params_without_grad)
         else:
-            first = seen["train"]
-            check.status = PASS
-            check.message = f"{first['error']} (at {first['where']})"
-
-
-def _check2(check, fixed, run, progress, results):
-    import torch
-
-    from .tensors import all_finite
-
-    with _timed(check, progress):
-        problems = []
-        for path in PATHS:
-            r = run(fixed, path)
-            results[f"fixed_cpu_{path}"] = r
-            if not r.ok:
-                problems.append(f"{path}: {r.error_text} at {r.error_where}")
-                check.figures[path] = {"error": r.error_text, "where": r.error_where}
-                continue
-            fin_out, bad_out = all_finite(r.outputs)
-            fin_g, bad_g = all_finite(r.grads)
-            grad_sum = float(sum(float(g.abs().sum()) for _, g in r.grads))
-            zero_frames = [n for n, g in r.grads if float(g.abs().sum()) == 0.0]
-            check.figures[path] = {
-                "objective": r.objective, "output_tensors": len(r.outputs), "input_grad_abs_sum": grad_sum,
-                "frames": len(r.grads), "frames_with_zero_grad": len(zero_frames), "seconds": round(r.seconds, 3),
-            }
-            if r.objective is None or not torch.isfinite(torch.tensor(r.objective)):
-                problems.append(f"{path}: objective is not finite ({r.objective})")
-            if not fin_out:
-                problems.append(f"{path}: non-finite outputs: {bad_out[:5]}")
-            if not fin_g:
-                problems.append(f"{path}: non-finite input gradients: {bad_g[:5]}")
-            if grad_sum == 0.0:
-                problems.append(f"{path}: input gradients are all zero")
-        check.status = FAIL if problems else PASS
-
-        def frames_text(path: str) -> str:
-            f = check.figures[path]
-            nonzero = f["frames"] - f["frames_with_zero_grad"]
-            return f"non-zero on {nonzero} of {f['frames']} input frame(s)"
-
-        check.message = "; ".join(problems) if problems else (
-            f"train objective {check.figures['train']['objective']:.6g}, "
-            f"infer objective {check.figures['infer']['objective']:.6g}; input gradients finite, "
-            f"{frames_text('train')} (train) and {frames_text('infer')} (infer)"
-        )
-
-
-def _check3(check, orig, run, progress, results, cfg):
-    from .tensors import compare
-
-    with _timed(check, progress):
-        problems = []
-        total, max_diff = 0, 0.0
-        for path in PATHS:
-            r = run(orig, path, place=cfg.device_type, virtual=cfg.device_type)
-            results[f"orig_virtual_{path}"] = r
-            fx = results.get(f"fixed_cpu_{path}")
-            if not r.ok:
-                problems.append(
-                    f"{path}: the original failed under the virtual accelerator: {r.error_text} at {r.error_where}"
-                )
-                check.figures[path] = {"error": r.error_text, "where": r.error_where}
-                continue
-            if fx is None or not fx.ok:
-                problems.append(f"{path}: no fixed CPU result to compare (check 2 failed)")
-                continue
-            c_out = compare(r.outputs, fx.outputs)
-            c_grad = compare(r.grads, fx.grads)
-            total += c_out.compared + c_grad.compared
-            max_diff = max(max_diff, c_out.max_abs_diff, c_grad.max_abs_diff)
-            check.figures[path] = {
-                "outputs": c_out.to_json(), "input_grads": c_grad.to_json(),
-                "reference_mismatches": len(r.mismatches),
-                "reference_mismatch_places": _mismatch_lines(r.mismatch_summary),
-                "seconds": round(r.seconds, 3),
-            }
-            for p in c_out.problems + c_grad.problems:
-                problems.append(f"{path}: {p}")
-        check.figures["compared_tensors"] = total
-        check.figures["max_abs_diff"] = max_diff
-        check.status = FAIL if problems else PASS
-        check.message = "; ".join(problems[:8]) if problems else (
-            f"{total} tensors bitwise equal (outputs and input gradients, train and infer), max abs diff {max_diff:g}"
-        )
-
-
-def _check4(check, fixed, run, progress, results, cfg):
-    from .tensors import compare
-
-    with _timed(check, progress):
-        problems = []
-        count = 0
-        for path in PATHS:
-            r = run(fixed, path, place=cfg.device_type, virtual=cfg.device_type)
-            results[f"fixed_virtual_{path}"] = r
-            places = _mismatch_lines(r.mismatch_summary)
-            count += len(r.mismatches)
-            fig = {"mismatches": len(r.mismatches), "places": places, "seconds": round(r.seconds, 3)}
-            if not r.ok:
-                fig.update(error=r.error_text, where=r.error_where)
-                problems.append(f"{path}: failed under the virtual accelerator: {r.error_text} at {r.error_where}")
-            else:
-                fx = results.get(f"fixed_cpu_{path}")
-                if fx is not None and fx.ok:
-                    c = compare(r.outputs + r.grads, fx.outputs + fx.grads)
-                    fig["equal_to_fixed_cpu"] = c.ok
-                    fig["compared_tensors"] = c.compared
-            if r.mismatches:
-                problems.append(
-                    f"{path}: {len(r.mismatches)} device mismatch(es) at {len(places)} place(s): "
-                    + "; ".join(places[:5])
-                )
-            check.figures[path] = fig
-        check.figures["mismatches"] = count
-        check.status = FAIL if problems else PASS
-        check.message = "; ".join(problems) if problems else "0 device mismatches (train and infer)"
-
-
-def _check5(check, orig, fixed, run, progress, results, cfg):
-    import torch
-
-    from .tensors import compare
-
-    with _timed(check, progress):
-        if cfg.device_type != "cuda" or not torch.cuda.is_available():
-            check.status = SKIP
-            check.message = "torch.cuda.is_available() is False: no GPU to compare against"
-            check.figures["reason"] = check.message
-            return
-        check.figures["tolerance"] = {"rtol": cfg.rtol, "atol": cfg.atol, "non_float": "exact"}
-        problems = []
-        for path in PATHS:
-            og = run(orig, path, place="cuda")
-            fg = run(fixed, path, place="cuda")
-            fc = results.get(f"fixed_cpu_{path}")
-            results[f"orig_gpu_{path}"], results[f"fixed_gpu_{path}"] = og, fg
-            fig: Dict[str, Any] = {"seconds": round(og.seconds + fg.seconds, 3)}
-            for label, r in (("original GPU", og), ("fixed GPU", fg)):
-                if not r.ok:
-                    problems.append(f"{path}: {label} failed: {r.error_text} at {r.error_where}")
-            if og.ok and fg.ok:
-                c = compare(og.outputs + og.grads, fg.outputs + fg.grads, rtol=cfg.rtol, atol=cfg.atol)
-                fig["original_gpu_vs_fixed_gpu"] = c.to_json()
-                problems += [f"{path}: original GPU vs fixed GPU: {p}" for p in c.problems]
-            if fg.ok and fc is not None and fc.ok:
-                c = compare(fc.outputs + fc.grads, fg.outputs + fg.grads, rtol=cfg.rtol, atol=cfg.atol)
-                fig["fixed_cpu_vs_fixed_gpu"] = c.to_json()
-                problems += [f"{path}: fixed CPU vs fixed GPU: {p}" for p in c.problems]
-            check.figures[path] = fig
-        check.status = FAIL if problems else PASS
-        check.message = "; ".join(problems[:8]) if problems else (
-            f"within rtol={cfg.rtol:g}, atol={cfg.atol:g} (train and infer)"
-        )
+            res["sections"].update(infer=r.outputs + objective, saliency=r.grads)
+            res["facts"]["saliency_objective"] = r.objective
+    res["seconds"]["total"] = sum(res["seconds"].values())
+    return res

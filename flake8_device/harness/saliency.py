@@ -32,7 +32,7 @@ def _image(frame):
 def saliency_figure(results: Dict[str, Any], path: str, inputs, api, which: str = "train") -> Optional[Dict[str, Any]]:
     """Write the PNG to ``path``; return a description, or None without both results."""
     fixed = results.get(f"fixed_cpu_{which}")
-    ref = results.get(f"orig_virtual_{which}")
+    ref = results.get(f"orig_virt_{which}")
     if fixed is None or ref is None or not fixed.ok or not ref.ok or not fixed.grads:
         return None
     import matplotlib

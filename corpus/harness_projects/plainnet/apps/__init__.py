@@ -1,0 +1,1 @@
+"""The model and its entry point (imports the layers of ``netlib`` absolutely)."""

@@ -1,0 +1,1 @@
+"""Layers of the plain PyTorch fixture (no detectron2)."""
