@@ -21,7 +21,7 @@ from flake8_device_fixers.positions import LineIndex
 
 from . import add_noqa, output
 
-from .config import ConfigError, Settings, load_settings, normalize_pattern, split_list
+from .config import ConfigError, Settings, load_settings, normalize_pattern, parse_size, split_list
 from .diagnostics import Diagnostic
 from .discovery import GitIgnore, is_virtualenv
 from .lines import split_lines
@@ -229,20 +229,10 @@ def _summary(reports: List[FileReport], out: TextIO) -> None:
 
 
 def _size(value: str) -> int:
-    text = value.strip().upper()
-    scale = 1
-    for suffix, mult in (("K", 1024), ("M", 1024 ** 2), ("G", 1024 ** 3)):
-        if text.endswith(suffix + "B") or text.endswith(suffix):
-            text = text[: -len(suffix + "B")] if text.endswith(suffix + "B") else text[:-1]
-            scale = mult
-            break
     try:
-        n = int(float(text) * scale)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError("size must be >= 0")
-    return n
+        return parse_size(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,9 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--summary", action="store_true",
                      help="print per-code counts found/fixed/left at the end")
     cfg = p.add_argument_group("configuration")
-    cfg.add_argument("--config", metavar="FILE", help="read this flake8 config file instead of searching")
+    cfg.add_argument("--config", metavar="FILE",
+                     help="read this config file instead of searching (a .toml file is read as a "
+                          "pyproject.toml, with its [tool.flake8-device] table)")
     cfg.add_argument("--isolated", action="store_true", help="read no config file")
-    cfg.add_argument("--max-file-size", type=_size, default=DEFAULT_MAX_FILE_SIZE, metavar="BYTES",
+    cfg.add_argument("--max-file-size", type=_size, default=None, metavar="BYTES",
                      help="skip larger files (default 10M; 0 = no limit; K/M/G suffixes allowed)")
     cfg.add_argument("--max-rounds", type=int, default=DEFAULT_MAX_ROUNDS, metavar="N",
                      help="lint-and-fix rounds per file (default 5)")
@@ -333,7 +325,7 @@ def _check_selection(settings: Settings, args: argparse.Namespace) -> None:
     for sel in sorted(from_flags | from_config):
         if any(code.startswith(sel) for code in known):
             continue
-        if sel in from_flags or sel.startswith("DEV"):
+        if sel in from_flags or sel.startswith("DEV") or settings.own_config:
             where = "option" if sel in from_flags else f"configuration ({settings.config_path or 'config file'})"
             raise ConfigError(f"unknown rule selector {sel!r} in the {where}: it matches no code "
                               f"(codes: {', '.join(sorted(known))}; separate several with commas)")
@@ -559,6 +551,8 @@ def main(
         return EXIT_ERROR
     try:
         settings = _apply_flags(load_settings(args.config, args.isolated), args)
+        for warning in settings.warnings:
+            print(f"flake8-device: warning: {warning}", file=err)
         _check_selection(settings, args)
     except ConfigError as exc:
         print(f"flake8-device: {exc}", file=err)
@@ -574,7 +568,9 @@ def main(
         settings,
         fix=fixing,
         unsafe=args.unsafe_fixes,
-        max_file_size=args.max_file_size,
+        max_file_size=(args.max_file_size if args.max_file_size is not None
+                       else settings.max_file_size if settings.max_file_size is not None
+                       else DEFAULT_MAX_FILE_SIZE),
         disable_noqa=args.disable_noqa,
         max_rounds=args.max_rounds,
         linter=linter,

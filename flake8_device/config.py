@@ -1,20 +1,25 @@
-"""Settings of the ``flake8-device`` command, read from flake8's config files.
+"""Settings of the ``flake8-device`` command, read from one configuration file.
 
-The command reads the same files as flake8: the first of ``setup.cfg``,
-``tox.ini`` or ``.flake8`` with a ``[flake8]`` section, searched from the
-current directory upwards (stopping at the home directory), unless
-``--config`` names one or ``--isolated`` asks for none.  From that section it
-uses ``select``, ``ignore``, ``extend-select``, ``extend-ignore``,
+The command reads one file: searched from the current directory upwards
+(stopping at the home directory), the first folder with a ``pyproject.toml``
+holding a ``[tool.flake8-device]`` table, or a ``setup.cfg``, ``tox.ini`` or
+``.flake8`` with a ``[flake8]`` section, gives it; in one folder
+``pyproject.toml`` comes first, then the flake8 files in flake8's order.
+``--config`` names the file (a ``.toml`` is read as a ``pyproject.toml``) and
+``--isolated`` asks for none.  The keys are the same in both kinds of file:
+``select``, ``ignore``, ``extend-select``, ``extend-ignore``,
 ``per-file-ignores``, ``exclude``, ``extend-exclude``, ``respect-gitignore``,
-``force-exclude`` and the plugin's own ``device-expr`` and
-``device-accelerators``.  Command-line flags override
-the file.
+``force-exclude``, ``max-file-size`` and the plugin's own ``device-expr`` and
+``device-accelerators``; in TOML a list is an array of strings (a comma
+separated string is taken too) and ``per-file-ignores`` a table of pattern to
+codes.  Command-line flags override the file.
 """
 
 from __future__ import annotations
 
 import configparser
 import fnmatch
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -23,6 +28,8 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 from .options import DEFAULT_ACCELERATORS, Options
 
 CONFIG_CANDIDATES = ("setup.cfg", "tox.ini", ".flake8")
+PYPROJECT = "pyproject.toml"
+TOOL_TABLE = "flake8-device"  # [tool.flake8-device]
 
 # flake8's default excludes, plus the virtual-environment, build, cache and
 # third-party folders of Ruff's default excludes: code that is never worth
@@ -142,6 +149,10 @@ class Settings:
     config_path: Optional[str] = None
     respect_gitignore: bool = True
     force_exclude: bool = False
+    max_file_size: Optional[int] = None  # None: the command's default
+    # the file is this command's own ([tool.flake8-device]): every selector in it must match a code
+    own_config: bool = False
+    warnings: List[str] = field(default_factory=list)  # printed on standard error
 
     # --- selection ---------------------------------------------------------
     def _selected_prefixes(self) -> List[str]:
@@ -173,11 +184,71 @@ class Settings:
         return replace(Options(), **kwargs)
 
 
+def parse_size(value: str) -> int:
+    """A byte count: ``1048576``, ``512K``, ``10M``, ``1GB``; ValueError when it is none."""
+    text = value.strip().upper()
+    scale = 1
+    for suffix, mult in (("K", 1024), ("M", 1024 ** 2), ("G", 1024 ** 3)):
+        if text.endswith(suffix + "B") or text.endswith(suffix):
+            text = text[: -len(suffix + "B")] if text.endswith(suffix + "B") else text[:-1]
+            scale = mult
+            break
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"not a size: {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("size must be >= 0")
+    return int(number * scale)
+
+
+def _read_toml(path: str) -> Dict[str, object]:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11: the same parser, installed as tomli
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise ConfigError(f"cannot read {path}: reading TOML needs Python 3.11 or the tomli package") from None
+
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot parse config file {path}: {exc}") from exc
+
+
+def _tool_table(data: Dict[str, object]) -> Optional[Dict[str, object]]:
+    tool = data.get("tool")
+    if not isinstance(tool, dict):
+        return None
+    table = tool.get(TOOL_TABLE)
+    return table if isinstance(table, dict) else None
+
+
+def _has_tool_table(path: str) -> bool:
+    try:
+        return _tool_table(_read_toml(path)) is not None
+    except ConfigError:
+        # a broken pyproject.toml is reported when it may hold the table
+        try:
+            with open(path, "rb") as fh:
+                return b"flake8-device" in fh.read()
+        except OSError:
+            return False
+
+
 def find_config_file(start: str) -> Optional[str]:
-    """flake8's search: walk up from ``start`` to the home directory."""
+    """Walk up from ``start`` to the home directory: in each folder a ``pyproject.toml`` with
+    a ``[tool.flake8-device]`` table, then flake8's files with a ``[flake8]`` section."""
     home = os.path.abspath(os.path.expanduser("~"))
     path = os.path.abspath(start)
     while True:
+        toml_path = os.path.join(path, PYPROJECT)
+        if os.path.isfile(toml_path) and _has_tool_table(toml_path):
+            return toml_path
         for candidate in CONFIG_CANDIDATES:
             cfg_path = os.path.join(path, candidate)
             if not os.path.isfile(cfg_path):
@@ -224,6 +295,11 @@ def load_settings(
         return settings
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} does not exist")
+    if path.endswith(".toml"):
+        table = _tool_table(_read_toml(path))
+        settings = settings_from_table(table or {}, path)
+        settings.config_path = path
+        return settings
     values = _section(path)
     parent = os.path.dirname(os.path.abspath(path))
     settings.config_path = path
@@ -248,6 +324,105 @@ def load_settings(
     for key in ("respect-gitignore", "force-exclude"):
         if key in values:
             setattr(settings, key.replace("-", "_"), _boolean(values[key], key, path))
+    if values.get("max-file-size", "").strip():
+        try:
+            settings.max_file_size = parse_size(values["max-file-size"])
+        except ValueError as exc:
+            raise ConfigError(f"max-file-size in {path}: {exc}") from None
+    return settings
+
+
+TOML_KEYS = (
+    "select", "ignore", "extend-select", "extend-ignore", "per-file-ignores", "exclude", "extend-exclude",
+    "respect-gitignore", "force-exclude", "max-file-size", "device-expr", "device-accelerators",
+)
+
+
+def _toml_list(value: object, key: str, path: str) -> List[str]:
+    """A TOML array of strings, or one string of comma/space separated items."""
+    if isinstance(value, str):
+        return split_list(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [item for v in value for item in split_list(v)]
+    raise ConfigError(f"{key} in {path} must be an array of strings (or a comma-separated string), "
+                      f"not {_toml_type(value)}")
+
+
+def _toml_type(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
+             dict: "a table"}
+    if isinstance(value, list) and value and not all(isinstance(v, str) for v in value):
+        return "an array holding " + ", ".join(sorted({names.get(type(v), type(v).__name__)
+                                                       for v in value if not isinstance(v, str)}))
+    return names.get(type(value), type(value).__name__)
+
+
+def _per_file_ignores(value: object, path: str, parent: str) -> List[Tuple[str, List[str]]]:
+    """Ruff's table (``{"tests/*.py" = ["DEV001"]}``), or flake8's string of pairs."""
+    key = "per-file-ignores"
+    if isinstance(value, str):
+        try:
+            return parse_per_file_ignores(value, parent)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (in {path})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} in {path} must be a table of pattern = [codes], not {_toml_type(value)}")
+    result = []
+    for pattern, codes in value.items():
+        result.append((normalize_pattern(pattern, parent), _toml_list(codes, f"{key} {pattern!r}", path)))
+    return result
+
+
+def settings_from_table(table: Dict[str, object], path: str) -> Settings:
+    """Settings from a ``[tool.flake8-device]`` table read from ``path``.
+
+    Keys are written with dashes (underscores are taken too).  An unknown key
+    is a warning that names it; a value of the wrong type is a
+    :class:`ConfigError` naming the key and the file.
+    """
+    settings = Settings(own_config=True)
+    parent = os.path.dirname(os.path.abspath(path))
+    values: Dict[str, object] = {}
+    for raw_key, value in table.items():
+        key = raw_key.replace("_", "-")
+        if key not in TOML_KEYS:
+            settings.warnings.append(f"{path}: unknown key {raw_key!r} in [tool.{TOOL_TABLE}] (ignored; "
+                                     f"known keys: {', '.join(TOML_KEYS)})")
+            continue
+        values[key] = value
+    if "select" in values:
+        settings.select = _toml_list(values["select"], "select", path)
+    for key in ("ignore", "extend-select", "extend-ignore"):
+        if key in values:
+            setattr(settings, key.replace("-", "_"), _toml_list(values[key], key, path))
+    if "per-file-ignores" in values:
+        settings.per_file_ignores = _per_file_ignores(values["per-file-ignores"], path, parent)
+    if "exclude" in values:
+        settings.exclude = [normalize_pattern(p, parent) for p in _toml_list(values["exclude"], "exclude", path)]
+    if "extend-exclude" in values:
+        settings.extend_exclude = [normalize_pattern(p, parent)
+                                   for p in _toml_list(values["extend-exclude"], "extend-exclude", path)]
+    if "device-expr" in values:
+        expr = values["device-expr"]
+        if not isinstance(expr, str):
+            raise ConfigError(f"device-expr in {path} must be a string, not {_toml_type(expr)}")
+        settings.device_expr = expr.strip() or None
+    if "device-accelerators" in values:
+        settings.accelerators = frozenset(_toml_list(values["device-accelerators"], "device-accelerators", path))
+    for key in ("respect-gitignore", "force-exclude"):
+        if key in values:
+            if not isinstance(values[key], bool):
+                raise ConfigError(f"{key} in {path} must be true or false, not {_toml_type(values[key])}")
+            setattr(settings, key.replace("-", "_"), values[key])
+    if "max-file-size" in values:
+        size = values["max-file-size"]
+        if isinstance(size, bool) or not isinstance(size, (int, str)):
+            raise ConfigError(f"max-file-size in {path} must be an integer or a size string such as "
+                              f"\"10M\", not {_toml_type(size)}")
+        try:
+            settings.max_file_size = parse_size(str(size))
+        except ValueError as exc:
+            raise ConfigError(f"max-file-size in {path}: {exc}") from None
     return settings
 
 
@@ -268,6 +443,8 @@ __all__ = [
     "find_config_file",
     "load_settings",
     "parse_per_file_ignores",
+    "parse_size",
+    "settings_from_table",
     "path_matches",
     "split_list",
 ]
