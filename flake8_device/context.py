@@ -35,14 +35,12 @@ class RuleContext(Protocol):
         ``filename`` of the module; ``statement`` (the statement being visited,
         None directly in a class or function header); ``func_stack`` and
         ``class_stack`` (the enclosing functions and classes, innermost last);
-        ``module_device_names``
-        (module-level names bound to a device, with their line);
-        ``module_names`` (every name bound at module level, with its first
-        line); ``tree`` (the module); ``torch_alias`` (the name an import binds
-        to torch, if any) and ``binds_torch`` (whether the name ``torch``
-        itself is imported); ``state`` (a dict of the running rule's own facts
-        of this run: each rule sees only its own); ``inference_cache`` (facts
-        device inference keeps for the run).
+        ``module_device_names`` (module-level names bound to a device, with
+        their line); ``module_names`` (every name bound at module level, with
+        its first line); ``tree`` (the module); ``state`` (a dict of the
+        running rule's own facts of this run: each rule sees only its own);
+        ``importer`` (how fix text spells ``torch`` and the module device
+        here); ``inference_cache`` (facts device inference keeps for the run).
 
     Relations between rules
         ``claim(node)`` records that the running rule's diagnostic covers
@@ -50,9 +48,9 @@ class RuleContext(Protocol):
         whether the running rule, or a rule it declares in ``yields_to``,
         claimed it (see :mod:`flake8_device.rules.registry`).
 
-    Fix text that names ``torch`` is completed by the engine: respelled with
-    the module's alias, or given ``needs=("torch",)``; rules just write
-    ``ck.torch_name()`` or ``torch``.
+    Fix text that names ``torch`` is completed by the engine (the importer):
+    respelled with the module's alias, or given ``needs=("torch",)``; rules
+    just write ``ck.torch_name()`` or ``torch``.
     """
 
     options: Options
@@ -65,8 +63,6 @@ class RuleContext(Protocol):
     module_device_names: Dict[str, int]
     module_names: Dict[str, int]
     tree: ast.AST
-    torch_alias: Optional[str]
-    binds_torch: bool
     state: Dict[str, Any]
     importer: "Importer"
     inference_cache: Dict[str, Any]

@@ -26,7 +26,9 @@ from .facts import (  # noqa: F401  (ClassInfo, FuncInfo, param_defaults... are 
     _is_dtype_name,
     _walk_shallow,
     children,
+    device_literal,
     param_defaults,
+    source_text,
 )
 from . import inference
 from .inference import DeviceChoice  # noqa: F401  (re-exported)
@@ -174,25 +176,13 @@ class Checker:
 
     # ---- name resolution (flake8_device.facts) -----------------------------
     @property
-    def torch_alias(self) -> Optional[str]:
-        return self.facts.torch_alias
-
-    @property
     def module_names(self) -> Dict[str, int]:
         """Every name bound at module level -> first line (see :attr:`ModuleFacts.module_names`)."""
         return self.facts.module_names
 
-    @property
-    def binds_torch(self) -> bool:
-        """Whether an import binds the name ``torch`` to the module."""
-        return self.facts.binds_torch
-
     def import_of(self, name: str) -> Optional[ast.stmt]:
         """The import statement that binds ``name``, if any."""
         return self.facts.import_nodes.get(name)
-
-    def _add_import(self, node: ast.AST) -> None:
-        self.facts.add_import(node)
 
     def resolve(self, node: ast.AST) -> Optional[str]:
         """Qualified name of a Name/Attribute chain, following imports."""
@@ -202,81 +192,14 @@ class Checker:
         """How this module spells ``torch`` (None if it cannot)."""
         return self.importer.torch_name()
 
-    # ---- source text -------------------------------------------------------
+    # ---- source text and device literals (flake8_device.facts) ----------------
     def src(self, node: ast.AST) -> str:
-        seg = None
-        try:
-            if node.lineno == node.end_lineno:
-                line = self.lines[node.lineno - 1].encode("utf-8")
-                seg = line[node.col_offset:node.end_col_offset].decode("utf-8")
-            else:
-                first = self.lines[node.lineno - 1].encode("utf-8")[node.col_offset:].decode("utf-8")
-                middle = self.lines[node.lineno:node.end_lineno - 1]
-                last = self.lines[node.end_lineno - 1].encode("utf-8")[: node.end_col_offset].decode("utf-8")
-                seg = "".join([first, *middle, last])
-        except (IndexError, UnicodeDecodeError, AttributeError, TypeError):
-            seg = None
-        return seg if seg is not None else ast.unparse(node)
+        """The exact source text of ``node``."""
+        return source_text(self.lines, node)
 
-    # ---- device literals ---------------------------------------------------
     def device_literal(self, node: Optional[ast.AST]) -> Optional[Tuple[str, bool]]:
-        """If ``node`` is a hardcoded accelerator device, return (type, plain).
-
-        ``plain`` is True for the bare type (``"cuda"``, ``torch.device("cuda")``),
-        False when it names an index or is built at run time (``"cuda:1"``,
-        ``f"cuda:{rank}"``): replacing those with another device can change
-        which accelerator is used.
-        """
-        if node is None:
-            return None
-        if isinstance(node, ast.IfExp):
-            # ``"cuda:0" if a else "cuda:1"``: an accelerator whichever branch runs.
-            body, orelse = self.device_literal(node.body), self.device_literal(node.orelse)
-            if body is None or orelse is None:
-                return None
-            return body[0], False
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            m = _DEVICE_STR.match(node.value)
-            if m and self.options.is_flagged_device_type(m.group(1)):
-                return m.group(1), ":" not in node.value
-            return None
-        if isinstance(node, ast.JoinedStr) and node.values:
-            first = node.values[0]
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                m = _DEVICE_PREFIX.match(first.value)
-                if m and self.options.is_flagged_device_type(m.group(1)):
-                    return m.group(1), False
-            return None
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):  # "cuda:" + r, "cuda:%d" % r
-            left = node.left
-            if isinstance(left, ast.Constant) and isinstance(left.value, str):
-                m = _DEVICE_PREFIX.match(left.value)
-                if m and self.options.is_flagged_device_type(m.group(1)):
-                    return m.group(1), False
-            return None
-        if isinstance(node, ast.Call):
-            func = node.func
-            if (
-                isinstance(func, ast.Attribute)
-                and func.attr == "format"
-                and isinstance(func.value, ast.Constant)
-                and isinstance(func.value.value, str)
-            ):
-                m = _DEVICE_PREFIX.match(func.value.value)
-                if m and self.options.is_flagged_device_type(m.group(1)):
-                    return m.group(1), False
-                return None
-            if self.resolve(func) == "torch.device":
-                arg = node.args[0] if node.args else None
-                for kw in node.keywords:
-                    if kw.arg == "type":
-                        arg = kw.value
-                inner = self.device_literal(arg)
-                if inner is None:
-                    return None
-                plain = inner[1] and len(node.args) <= 1 and all(k.arg != "index" for k in node.keywords)
-                return inner[0], plain
-        return None
+        """``(type, plain)`` if ``node`` is a hardcoded accelerator device (see :func:`facts.device_literal`)."""
+        return device_literal(node, self.resolve, self.options.is_flagged_device_type)
 
     # ---- guards ------------------------------------------------------------
     def guard_polarity(self, test: ast.AST) -> int:
@@ -311,7 +234,7 @@ class Checker:
                     self._visit_expr(d)
                 for b in stmt.bases:
                     self._visit_expr(b)
-                info = self._class_info(stmt)
+                info = ClassInfo(stmt, self.facts)
                 self.class_stack.append(info)
                 saved_guard = self.guard_depth
                 self.guard_depth += self.guards.decorators_guard(stmt.decorator_list, self._scopes())
@@ -326,7 +249,7 @@ class Checker:
                 for default in [*stmt.args.defaults, *stmt.args.kw_defaults]:
                     if default is not None:
                         self._visit_expr(default)
-                info = self._func_info(stmt)
+                info = self.func_info(stmt)
                 self.func_stack.append(info)
                 saved_guard = self.guard_depth
                 # ``@unittest.skipIf(not torch.cuda.is_available(), ...)`` guards the body.
@@ -346,7 +269,7 @@ class Checker:
                 self.guard_depth -= pol < 0
             elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 if self.func_stack or self.class_stack:
-                    self._add_import(stmt)
+                    self.facts.add_import(stmt)
                 self._run_hooks("import", stmt)
             else:
                 if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
@@ -433,10 +356,6 @@ class Checker:
         """Facts of a function definition visited at the current position."""
         return self.facts.func_info(fn, self.class_stack)
 
-    _func_info = func_info
-
-    def _class_info(self, cls: ast.ClassDef) -> ClassInfo:
-        return ClassInfo(cls, self.facts)
 
     def tensor_used_params(self, func: FuncInfo) -> Set[str]:
         """Parameters used like tensors (see :meth:`ModuleFacts.tensor_used_params`)."""

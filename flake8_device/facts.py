@@ -596,3 +596,85 @@ class ModuleFacts:
                 found.add(n.value.id)
         func._tensor_params = found
         return found
+
+
+# --------------------------------------------------------------------------
+# source text and device literals
+
+
+def source_text(lines: Sequence[str], node: ast.AST) -> str:
+    """The exact source text of ``node`` in ``lines`` (its unparsed form where the lines do not hold it)."""
+    seg = None
+    try:
+        if node.lineno == node.end_lineno:
+            line = lines[node.lineno - 1].encode("utf-8")
+            seg = line[node.col_offset:node.end_col_offset].decode("utf-8")
+        else:
+            first = lines[node.lineno - 1].encode("utf-8")[node.col_offset:].decode("utf-8")
+            middle = lines[node.lineno:node.end_lineno - 1]
+            last = lines[node.end_lineno - 1].encode("utf-8")[: node.end_col_offset].decode("utf-8")
+            seg = "".join([first, *middle, last])
+    except (IndexError, UnicodeDecodeError, AttributeError, TypeError):
+        seg = None
+    return seg if seg is not None else ast.unparse(node)
+
+
+def device_literal(node: Optional[ast.AST], resolve: Callable[[ast.AST], Optional[str]],
+                   is_flagged: Callable[[str], bool]) -> Optional[Tuple[str, bool]]:
+    """If ``node`` is a hardcoded accelerator device, return (type, plain).
+
+    ``plain`` is True for the bare type (``"cuda"``, ``torch.device("cuda")``),
+    False when it names an index or is built at run time (``"cuda:1"``,
+    ``f"cuda:{rank}"``): replacing those with another device can change
+    which accelerator is used.
+    """
+    if node is None:
+        return None
+    if isinstance(node, ast.IfExp):
+        # ``"cuda:0" if a else "cuda:1"``: an accelerator whichever branch runs.
+        body, orelse = device_literal(node.body, resolve, is_flagged), device_literal(node.orelse, resolve, is_flagged)
+        if body is None or orelse is None:
+            return None
+        return body[0], False
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        m = _DEVICE_STR.match(node.value)
+        if m and is_flagged(m.group(1)):
+            return m.group(1), ":" not in node.value
+        return None
+    if isinstance(node, ast.JoinedStr) and node.values:
+        first = node.values[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            m = _DEVICE_PREFIX.match(first.value)
+            if m and is_flagged(m.group(1)):
+                return m.group(1), False
+        return None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):  # "cuda:" + r, "cuda:%d" % r
+        left = node.left
+        if isinstance(left, ast.Constant) and isinstance(left.value, str):
+            m = _DEVICE_PREFIX.match(left.value)
+            if m and is_flagged(m.group(1)):
+                return m.group(1), False
+        return None
+    if isinstance(node, ast.Call):
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "format"
+            and isinstance(func.value, ast.Constant)
+            and isinstance(func.value.value, str)
+        ):
+            m = _DEVICE_PREFIX.match(func.value.value)
+            if m and is_flagged(m.group(1)):
+                return m.group(1), False
+            return None
+        if resolve(func) == "torch.device":
+            arg = node.args[0] if node.args else None
+            for kw in node.keywords:
+                if kw.arg == "type":
+                    arg = kw.value
+            inner = device_literal(arg, resolve, is_flagged)
+            if inner is None:
+                return None
+            plain = inner[1] and len(node.args) <= 1 and all(k.arg != "index" for k in node.keywords)
+            return inner[0], plain
+    return None
