@@ -75,6 +75,9 @@ class Item:
     fixable: bool  # --fix applies it with the flags given
     edits: Optional[List[Edit]] = None  # the fix as text edits; None: no fix can be applied
     noqa_row: Optional[int] = None
+    # a notebook's cell (1-based, counting every cell); the span, edits and noqa_row are then
+    # lines of the cell and ``text`` is the cell's source
+    cell: Optional[int] = None
 
 
 PROBLEM_CODE = "DEV000"
@@ -331,7 +334,7 @@ def json_object(item: Item) -> Dict[str, object]:
             "message": d.fix.description,
         }
     return {
-        "cell": None,
+        "cell": item.cell,
         "code": d.code,
         "end_location": _location(el, ec),
         "filename": item.path,
@@ -370,13 +373,15 @@ def write_github(items: Sequence[Item], **_: object) -> str:
             f"line={sl}", f"col={sc}", f"endLine={el}", f"endColumn={ec}",
             f"title={_gh_property(d.code)}",
         ])
-        body = f"{item.path}:{sl}:{sc}: {d.code} {d.message}"
+        where = f"{item.path}:cell {item.cell}" if item.cell is not None else item.path
+        body = f"{where}:{sl}:{sc}: {d.code} {d.message}"
         out.append(f"::{level(d.code)} {props}::{_gh_data(body)}\n")
     return "".join(out)
 
 
 def write_pylint(items: Sequence[Item], **_: object) -> str:
-    return "".join(f"{i.path}:{i.diag.span.line}: [{i.diag.code}] {i.diag.message}\n" for i in items)
+    return "".join(f"{i.path}{'' if i.cell is None else f':cell {i.cell}'}:{i.diag.span.line}: "
+                   f"[{i.diag.code}] {i.diag.message}\n" for i in items)
 
 
 def write_gitlab(items: Sequence[Item], **_: object) -> str:
@@ -392,7 +397,7 @@ def write_gitlab(items: Sequence[Item], **_: object) -> str:
         fingerprint = hashlib.sha256(f"{key}\0{seen[key]}".encode("utf-8", "surrogatepass")).hexdigest()
         report.append({
             "check_name": d.code,
-            "description": f"{d.code} {d.message}",
+            "description": f"{d.code} {d.message}" + ("" if item.cell is None else f" (cell {item.cell})"),
             "fingerprint": fingerprint,
             "location": {
                 "lines": {"begin": d.span.line, "end": d.span.end_line},
@@ -448,6 +453,8 @@ def sarif_log(items: Sequence[Item], errors: Sequence[str] = ()) -> Dict[str, ob
                 },
             }],
         }
+        if item.cell is not None:
+            result["properties"] = {"cell": item.cell}  # the region's lines are the cell's
         if d.fix is not None and item.edits:
             result["fixes"] = [{
                 "description": {"text": d.fix.description},
