@@ -78,9 +78,8 @@ else
     log "DVIS-DAQ harness: not run, no folder $DAQ (give DAQ=path/to/DVIS_Plus/DVIS_DAQ)"
     FAILED=1
 fi
-# shellcheck disable=SC2086
-step "GPU halves of the tests" 150 "$PY" -m pytest -q -p no:cacheprovider -rs $GPU_TESTS -o addopts="" \
-    > "$OUT/tests.txt" 2>&1
+step "GPU halves of the tests" 150 bash -c \
+    "\"$PY\" -m pytest -q -p no:cacheprovider -rs $GPU_TESTS -o addopts='' > \"$OUT/tests.txt\" 2>&1"
 tail -n 3 "$OUT/tests.txt" | sed 's/^/[gpu-check]   /' | tee -a "$SUMMARY" >&2
 log "total $(( $(date +%s) - START )) s; reports in $OUT"
 if [ "$FAILED" = 1 ]; then
