@@ -208,6 +208,12 @@ def write_source(source: SourceFile, new_text: str) -> None:
         data = source.encode(new_text)
     except UnicodeEncodeError as exc:
         raise SourceError(f"cannot encode the fixed text as {source.encoding}: {exc}") from exc
+    write_data(source, data)
+
+
+def write_data(source: SourceFile, data: bytes) -> None:
+    """Replace the file of ``source`` with ``data``, checked by the caller (a notebook's JSON):
+    the same in-place write and refusals as :func:`write_source`, without its parse check."""
     target = os.path.realpath(source.path)
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)

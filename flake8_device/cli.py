@@ -16,10 +16,10 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence,
 
 from flake8_device_fixers import DEFAULT_MAX_FILE_SIZE, SourceError, SourceFile
 
-from flake8_device_fixers.files import decode_source
+from flake8_device_fixers.files import decode_source, read_source, write_data
 from flake8_device_fixers.positions import LineIndex
 
-from . import add_noqa, output
+from . import add_noqa, notebooks, output
 
 from .config import ConfigError, Settings, load_settings, normalize_pattern, parse_size, split_list
 from .diagnostics import Diagnostic
@@ -44,7 +44,7 @@ EXIT_ERROR = 2
 # --- discovering files ----------------------------------------------------
 
 
-PYTHON_SUFFIXES = (".py", ".pyi")
+PYTHON_SUFFIXES = (".py", ".pyi", notebooks.NOTEBOOK_SUFFIX)
 
 
 def iter_python_files(
@@ -55,7 +55,7 @@ def iter_python_files(
     respect_gitignore: bool = True,
     force_exclude: bool = False,
 ) -> Iterator[str]:
-    """Files named on the command line, and ``*.py``/``*.pyi`` files under named folders.
+    """Files named on the command line, and ``*.py``/``*.pyi``/``*.ipynb`` files under named folders.
 
     Ruff's rules: while walking a folder, entries matching the exclude
     patterns, folders holding ``pyvenv.cfg`` (virtual environments) and,
@@ -131,9 +131,13 @@ def given_roots(paths: Sequence[str]) -> List[str]:
 # --- output -------------------------------------------------------------
 
 
-def _format(d: Diagnostic, path: str, marker: bool) -> str:
+def _format(d: Diagnostic, path: str, marker: bool, nb: Optional["notebooks.Notebook"] = None) -> str:
     mark = "[*] " if marker else ""
-    return f"{path}:{d.span.line}:{d.span.col + 1}: {d.code} {mark}{d.message}"
+    line = d.span.line
+    if nb is not None:
+        cell, line = nb.cell_of(line)
+        path = f"{path}:cell {cell.number if cell is not None else 1}"
+    return f"{path}:{line}:{d.span.col + 1}: {d.code} {mark}{d.message}"
 
 
 def _explain(d: Diagnostic, why: Optional[str], fixing: bool) -> str:
@@ -436,10 +440,10 @@ def display_path(path: str) -> str:
 
 
 def _text_lines(report: FileReport, path: str, runner: "Runner", args: argparse.Namespace,
-                fixing: bool) -> List[str]:
+                fixing: bool, nb: Optional["notebooks.Notebook"] = None) -> List[str]:
     lines = []
     for d, why in report.left:
-        lines.append(_format(d, path, runner.fixable(d) and not fixing))
+        lines.append(_format(d, path, runner.fixable(d) and not fixing, nb))
         if not args.no_explain and not args.quiet:
             lines.append(_explain(d, why, fixing))
         if args.show_source:
@@ -514,6 +518,78 @@ def _read_stdin(stdin: Optional[BinaryIO], name: str) -> SourceFile:
     return decode_source(name, raw)
 
 
+# --- notebooks ------------------------------------------------------------------
+
+
+def _read_notebook(path: str, max_size: int) -> Tuple[SourceFile, "notebooks.Notebook", SourceFile]:
+    """The notebook's file, the notebook, and its code cells as the Python source the runner checks."""
+    source = read_source(path, max_size)
+    nb = notebooks.read(source.text, path)
+    python = SourceFile(path=path, raw=nb.python.encode("utf-8", "surrogatepass"), encoding="utf-8",
+                        text=nb.python)
+    return source, nb, python
+
+
+def _notebook_syntax_error(nb: "notebooks.Notebook", path: str) -> Optional[str]:
+    """``PATH:cell N:LINE:COL: E999 ...`` for the first code cell that does not parse."""
+    for cell in nb.cells:
+        try:
+            ast.parse(nb.cell_text(cell), filename=path)
+        except SyntaxError as exc:
+            return f"{path}:cell {cell.number}:{exc.lineno or 1}:{exc.offset or 1}: E999 SyntaxError: {exc.msg}"
+        except (ValueError, RecursionError, MemoryError) as exc:
+            return f"{path}:cell {cell.number}:1:1: E902 {type(exc).__name__}: {exc}"
+    return None
+
+
+def _notebook_items(items: List[output.Item], nb: "notebooks.Notebook") -> List[output.Item]:
+    """Records of the notebook's Python text as records of its cells: lines of the cell, the
+    cell's text, the cell number; a fix whose edits leave the cell is shown without edits."""
+    from dataclasses import replace
+
+    from .diagnostics import Span
+
+    out = []
+    for item in items:
+        s = item.diag.span
+        cell, line = nb.cell_of(s.line)
+        if cell is None:
+            out.append(item)
+            continue
+        top = cell.marker_line
+        text = nb.cell_text(cell)
+        last = text.count("\n") + (0 if text.endswith("\n") else 1)
+        end_line = s.end_line - top
+        diag = replace(item.diag, span=Span(line, s.col, end_line, s.end_col))
+        edits = None
+        if item.edits is not None:
+            edits = []
+            for e in item.edits:
+                (sl, sc), (el, ec) = e.start, e.end
+                if not (1 <= sl - top <= last and 1 <= el - top <= last + 1):
+                    edits = None
+                    break
+                edits.append(output.Edit((sl - top, sc), (el - top, ec), e.content))
+        row = item.noqa_row - top if item.noqa_row is not None else None
+        out.append(replace(item, diag=diag, text=text, edits=edits, noqa_row=row, cell=cell.number))
+    return out
+
+
+def _write_notebook(source: SourceFile, nb: "notebooks.Notebook", python: str, roots: Sequence[str]) -> None:
+    """Write the notebook with the cells of ``python``: only the changed sources are new bytes.
+    Raises :class:`SourceError` (nothing written) when that cannot be done exactly."""
+    try:
+        new = nb.render(python)
+    except notebooks.NotebookError as exc:
+        raise SourceError(str(exc)) from None
+    if new == source.text:
+        return
+    real = os.path.realpath(source.path)
+    if roots and not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+        raise SourceError(f"not written: it is a symlink to {real}, outside the paths given")
+    write_data(source, source.encode(new))
+
+
 def main(
     argv: Optional[Sequence[str]] = None,
     *,
@@ -558,6 +634,9 @@ def main(
         print(f"flake8-device: {exc}", file=err)
         return EXIT_ERROR
 
+    max_file_size = (args.max_file_size if args.max_file_size is not None
+                     else settings.max_file_size if settings.max_file_size is not None
+                     else DEFAULT_MAX_FILE_SIZE)
     fmt = args.output_format
     text_format = fmt == "text"
     # --check reports and changes nothing; with --diff it also prints the diff.
@@ -568,9 +647,7 @@ def main(
         settings,
         fix=fixing,
         unsafe=args.unsafe_fixes,
-        max_file_size=(args.max_file_size if args.max_file_size is not None
-                       else settings.max_file_size if settings.max_file_size is not None
-                       else DEFAULT_MAX_FILE_SIZE),
+        max_file_size=max_file_size,
         disable_noqa=args.disable_noqa,
         max_rounds=args.max_rounds,
         linter=linter,
@@ -620,6 +697,22 @@ def main(
             yield path, None
 
     for path, given in jobs():
+        nb = nb_file = None
+        if given is None and notebooks.is_notebook(path):
+            try:
+                nb_file, nb, given = _read_notebook(path, max_file_size)
+            except SourceError as exc:
+                fail(f"{path}: {exc}", path)
+                continue
+            except notebooks.NotebookError as exc:
+                fail(f"{path}:1:1: E902 {exc}", path)
+                continue
+            if not nb.is_python:
+                continue  # another kernel's language: nothing to check (as in Ruff)
+            problem = _notebook_syntax_error(nb, path)
+            if problem is not None:
+                fail(problem, path)
+                continue
         try:
             report, source = runner.run_file(path, given) if given is not None else runner.run_file(path)
         except Exception as exc:  # a bug must not stop the run or lose a file
@@ -627,6 +720,8 @@ def main(
             continue
         reports.append(report)
         shown = display_path(path)
+        if nb is not None and not report.error:
+            source = nb_file
         if report.error:
             if use_stdin and (write_mode or args.add_noqa):
                 out.write_bytes(source.raw if source is not None else report.original.encode("utf-8"))
@@ -635,8 +730,19 @@ def main(
         if args.add_noqa:
             new, edited, failed = _add_noqa(report, runner)
             for line, code in failed:
-                fail(f"{shown}:{line}: {code}: no place for a # noqa comment", shown)
-            if use_stdin:
+                where = shown
+                if nb is not None:
+                    cell, line = nb.cell_of(line)
+                    where = f"{shown}:cell {cell.number if cell is not None else 1}"
+                fail(f"{where}:{line}: {code}: no place for a # noqa comment", shown)
+            if nb is not None:
+                if edited:
+                    try:
+                        _write_notebook(source, nb, new, roots)
+                    except SourceError as exc:
+                        fail(f"{path}: {exc}", path)
+                        continue
+            elif use_stdin:
                 # the source, with the comments, goes back on standard output
                 _stdin_back(out, source, new, fail)
             elif edited:
@@ -649,7 +755,14 @@ def main(
             continue
         if report.changed:
             would_change += 1
-            if diff_mode:
+            if diff_mode and nb is not None:
+                try:
+                    nb.render(report.text)  # what --fix would write must be writable
+                    out.write_bytes(notebooks.cell_diff(nb, report.text, shown).encode("utf-8", "surrogateescape"))
+                except notebooks.NotebookError as exc:
+                    fail(f"{path}: {exc}", path)
+                    continue
+            elif diff_mode:
                 try:
                     out.write_bytes(_diff(report, shown, source))
                 except SourceError as exc:
@@ -659,7 +772,10 @@ def main(
                 pass
             elif write_mode:
                 try:
-                    write_checked(source, report.text, roots)
+                    if nb is not None:
+                        _write_notebook(source, nb, report.text, roots)
+                    else:
+                        write_checked(source, report.text, roots)
                 except SourceError as exc:
                     fail(f"{path}: {exc}", path)
                     report.left.extend((d, f"not written: {exc}") for d in report.fixed)
@@ -671,9 +787,10 @@ def main(
         if diff_mode:
             continue  # the diff is the whole output
         if args.statistics or not text_format:
-            items.extend(_items(report, shown, runner, fixing, fmt if not args.statistics else "text"))
+            records = _items(report, shown, runner, fixing, fmt if not args.statistics else "text")
+            items.extend(_notebook_items(records, nb) if nb is not None else records)
         else:
-            for line in _text_lines(report, shown, runner, args, fixing):
+            for line in _text_lines(report, shown, runner, args, fixing, nb):
                 print(line, file=report_out)
 
     left = sum(len(r.left) for r in reports)
