@@ -280,3 +280,16 @@ def test_config_keys_respect_gitignore_and_force_exclude(project):
     err = io.StringIO()
     assert cli.main(["."], stdout=io.StringIO(), stderr=err, linter=toy_linter) == 2
     assert "force-exclude = 'maybe'" in err.getvalue()
+
+
+def test_notebooks_are_found_in_folders_but_not_their_checkpoints(project):
+    settings = cli.Settings()
+    for rel in ["nb/demo.ipynb", "nb/.ipynb_checkpoints/demo-checkpoint.ipynb", "nb/m.py", "nb/notes.json",
+                ".venv/lib/x.ipynb", "top.ipynb"]:
+        put(project / rel)
+    found = sorted(os.path.relpath(p, project) for p in cli.iter_python_files([str(project)], settings))
+    assert found == ["nb/demo.ipynb", "nb/m.py", "top.ipynb"]
+    # a checkpoint named on the command line is checked, unless --force-exclude applies the excludes
+    named = str(project / "nb" / ".ipynb_checkpoints" / "demo-checkpoint.ipynb")
+    assert list(cli.iter_python_files([named], settings)) == [named]
+    assert list(cli.iter_python_files([named], settings, force_exclude=True)) == []
