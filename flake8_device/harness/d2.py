@@ -756,36 +756,38 @@ def run(spec: Dict[str, Any]) -> Dict[str, Any]:
         result["mismatches"]["build"] = _mismatches(vd, root)
         if vd is not None:
             vd.mismatches.clear()
-        paths = list(spec.get("paths", ("train", "infer")))
-        if spec.get("saliency", True):
-            paths.append("grad")
-        for path in paths:
-            t0 = time.perf_counter()
-            with ctx:
-                try:
-                    if path == "train" and (spec.get("input_format") or "auto") == "auto":
-                        _train_either_format(model, inputs_of, spec, result, cfg, current, root)
-                    elif path == "train":
-                        _train(model, inputs_of, spec, result)
-                    elif path == "infer":
-                        _infer(model, inputs_of, spec, result)
-                    else:
-                        _grad_pass(model, inputs_of, spec, result, root)
-                except Exception as exc:
-                    result["errors"][path] = _error(exc, root)
-            if path == "grad":
-                # the optional pass: its mismatches are the same code's as infer's and train's
-                if vd is not None:
-                    vd.mismatches.clear()
-            else:
-                result["mismatches"][path] = _mismatches(vd, root)
-                if vd is not None:
-                    vd.mismatches.clear()
-            result["seconds"][path] = time.perf_counter() - t0
+        _run_paths(model, inputs_of, spec, result, cfg, current, root, ctx, vd)
     finally:
         if root in sys.path:
             sys.path.remove(root)
     return _finish(result, spec, t_start)
+
+
+def _run_paths(model, inputs_of, spec, result, cfg, current, root, ctx, vd) -> None:
+    """The training, inference and (optional) gradient passes, each under ``ctx``; an error is recorded."""
+    paths = list(spec.get("paths", ("train", "infer")))
+    if spec.get("saliency", True):
+        paths.append("grad")
+    for path in paths:
+        t0 = time.perf_counter()
+        with ctx:
+            try:
+                if path == "train" and (spec.get("input_format") or "auto") == "auto":
+                    _train_either_format(model, inputs_of, spec, result, cfg, current, root)
+                elif path == "train":
+                    _train(model, inputs_of, spec, result)
+                elif path == "infer":
+                    _infer(model, inputs_of, spec, result)
+                else:
+                    _grad_pass(model, inputs_of, spec, result, root)
+            except Exception as exc:
+                result["errors"][path] = _error(exc, root)
+        if path != "grad":
+            # the optional pass's mismatches are the same code's as infer's and train's
+            result["mismatches"][path] = _mismatches(vd, root)
+        if vd is not None:
+            vd.mismatches.clear()
+        result["seconds"][path] = time.perf_counter() - t0
 
 
 def _load_state(model, spec, result) -> None:
