@@ -120,6 +120,11 @@ CALLS: Dict[str, List[str]] = {
         "timed_forward(torch.nn.Linear(3, 2).to(DEV), torch.ones(4, 3, device=DEV))",
         "setup(0)",
     ],
+    "DEV011": [
+        "buffer(3)",
+        "place(torch.arange(3.0))",
+        "evaluate(torch.arange(3.0))",
+    ],
     "DEV008": [
         # the backend follows the device: NCCL with CUDA, gloo on the CPU
         '{"nccl": "cuda", "gloo": "cpu"}[parse([]).dist_backend]',
