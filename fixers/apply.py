@@ -32,7 +32,7 @@ from flake8_device.diagnostics import (
 
 from . import postconditions
 from .positions import LineIndex
-from .syntax import REASON_FSTRING, REASON_FSTRING_DEBUG, fstring_field_text, parses
+from .syntax import REASON_FSTRING, REASON_FSTRING_DEBUG, fstring_field_text
 
 BOM = "\ufeff"
 _ANY_NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -612,6 +612,7 @@ class FilePlan:
         self._before: Optional[Counter] = None
         self._before_known = False
         self._alone: Dict[Tuple, FixResult] = {}
+        self._batched: Optional[Sequence[Diagnostic]] = None
 
     # --- what is learnt once -------------------------------------------------
     @property
@@ -630,9 +631,21 @@ class FilePlan:
     def ok(self, new_text: str) -> bool:
         """Whether a fixed text passes the syntax check: it compiles when the original does, else
         it parses."""
-        if self._strict is None:
-            self._strict = _compiles(self.text, self.filename)
-        return _compiles(new_text, self.filename) if self._strict else parses(new_text, self.filename)
+        return self.checked(new_text)[0]
+
+    def checked(self, new_text: str) -> Tuple[bool, Optional[ast.Module]]:
+        """:meth:`ok`, and the tree of ``new_text`` when it parses (parsed once, then compiled;
+        the original is compiled only when the fixed text does not compile)."""
+        tree = postconditions.parse(new_text, self.filename)
+        if tree is None:
+            return False, None
+        try:
+            compile(tree, self.filename, "exec", dont_inherit=True)
+            return True, tree
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            if self._strict is None:
+                self._strict = _compiles(self.text, self.filename)
+            return not self._strict, tree
 
     def before(self) -> Optional[Counter]:
         """How often each name is undefined in the original text (None: it cannot be analysed)."""
@@ -665,7 +678,8 @@ class FilePlan:
         if name not in self._bindings:
             tree = self.tree
             self._bindings[name] = (
-                postconditions.module_binding(tree, name) if tree is not None else postconditions.OTHER
+                postconditions.module_binding(tree, name, postconditions.word_lines(self.text, name))
+                if tree is not None else postconditions.OTHER
             )
         return self._bindings[name]
 
@@ -705,14 +719,15 @@ class FilePlan:
     def alone(self, diag: Diagnostic, others: Sequence[Diagnostic] = ()) -> FixResult:
         """``diag``'s fix applied as if it were the only one, unsafe or not, with the members of
         its group among ``others`` (a group applies whole or not at all); the result is shared
-        by every diagnostic that asks the same question."""
-        fix = diag.fix
-        members = [diag]
-        if fix is not None and fix.group is not None:
-            members += [d for d in others if d is not diag and d.fix is not None and d.fix.group == fix.group]
-            key: Tuple = ("group", fix.group, frozenset(id(d) for d in members))
-        else:
-            key = ("fix", fix)
+        by every diagnostic that asks the same question.
+
+        The first question about a list ``others`` answers it for every fix in it: the fixes
+        that change no binding are checked together (see :meth:`_together`), the others one by
+        one, as :meth:`apply` would check each alone."""
+        if self._batched is not others:
+            self._batched = others
+            self._together([self._unit(d, others) for d in others if d.fix is not None])
+        key, members = self._unit(diag, others)
         got = self._alone.get(key)
         if got is None:
             got = self._alone[key] = self.apply(members, unsafe=True)
@@ -722,6 +737,123 @@ class FilePlan:
                 return FixResult(got.text, [diag], [])
             return FixResult(got.text, [], [(diag, got.skipped[0][1])] if got.skipped else [])
         return got
+
+    @staticmethod
+    def _unit(diag: Diagnostic, others: Sequence[Diagnostic]) -> Tuple[Tuple, List[Diagnostic]]:
+        """What :meth:`alone` applies for ``diag``: its key and the diagnostics applied."""
+        fix = diag.fix
+        if fix is not None and fix.group is not None:
+            members = [diag] + [d for d in others if d is not diag and d.fix is not None and d.fix.group == fix.group]
+            return ("group", fix.group, frozenset(id(d) for d in members)), members
+        return ("fix", fix), [diag]
+
+    def _together(self, units: List[Tuple[Tuple, List[Diagnostic]]]) -> None:
+        """Answer :meth:`alone` for many fixes with one check of the text holding them all.
+
+        Taken together are the fixes (or whole groups) whose every edit replaces an expression
+        with an expression, neither holding anything that binds a name (no ``:=``, lambda or
+        comprehension), and that overlap no other such fix.  Such edits leave every binding of
+        the module where it was, so a name inside one fix's new text is defined in the text
+        holding all of them exactly when it is in the text holding that fix alone (unless it is
+        a module another fix imports: that fix is checked alone).  A fix is answered here
+        when the text holding them all passes the syntax check and none of the names in its new
+        text is undefined; every other fix is left to :meth:`apply`, alone.
+        """
+        chosen: List[Tuple[Tuple, List[Diagnostic], List[_Edit], Tuple[str, ...], Set[str]]] = []
+        taken = _Taken()
+        seen: Set[Tuple] = set()
+        for key, members in units:
+            if key in self._alone or key in seen:
+                continue
+            seen.add(key)
+            unit = self._neutral(members)
+            if unit is None or any(taken.overlaps(e) for e in unit[0]):
+                continue
+            for e in unit[0]:
+                taken.add(e)
+            chosen.append((key, members, *unit))
+        if not chosen:
+            return
+        modules = sorted({m for *_, imports, _names in chosen for m in imports})
+        import_edit = _import_edit(self.planner, self.tree, modules, self.filename) if modules else None
+        edits = [e for _k, _m, es, _i, _n in chosen for e in es]
+        new_text = _splice(self.text, edits + ([import_edit] if import_edit is not None else []))
+        tree = postconditions.parse(new_text, self.filename)
+        groups = [es for _k, _m, es, _i, _n in chosen]
+        lines = _new_lines(new_text, groups, import_edit)
+        if tree is None or not self._tree_compiles(tree, new_text, lines):
+            return
+        undefined: Set[int] = set()  # the chosen fixes with an undefined name in their new text
+        if self.check_names:
+            _prune(tree, new_text, lines)
+            found = postconditions.undefined_names(new_text, self.filename, self.builtins, tree=tree)
+            if found is None:
+                return
+            undefined = _owners(new_text, found, groups, import_edit)
+        for i, (key, members, es, imports, names) in enumerate(chosen):
+            if i in undefined or names & (set(modules) - set(imports)):
+                continue
+            own_import = _import_edit(self.planner, self.tree, list(imports), self.filename) if imports else None
+            text = _splice(self.text, es + ([own_import] if own_import is not None else []))
+            self._alone[key] = FixResult(self.bom + text, sorted(members, key=_sort_key), [])
+
+    def _tree_compiles(self, tree: ast.Module, new_text: str, lines: List[Tuple[int, int]]) -> bool:
+        """:meth:`ok` for a text whose edits (on ``lines``) change no binding, already parsed to
+        ``tree``.  Only the top-level statements holding an edit are compiled (with the
+        ``__future__`` imports): what the compiler checks beyond the parse (``await``,
+        ``yield``, ``return`` where they may not be, a keyword given twice, ...) lies within
+        one statement, unless the module declares ``global`` names (then all of it is)."""
+        body = tree.body
+        if postconditions.word_lines(new_text, "global") != []:
+            part = tree
+        else:
+            future = [s for s in body if isinstance(s, ast.ImportFrom) and s.module == "__future__"]
+            held = [s for s in body if s not in future and any(
+                a <= (getattr(s, "end_lineno", None) or s.lineno)
+                and b >= min([s.lineno] + [d.lineno for d in getattr(s, "decorator_list", ())])
+                for a, b in lines)]
+            part = ast.Module(body=future + held, type_ignores=[])
+        try:
+            compile(part, self.filename, "exec", dont_inherit=True)
+            return True
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            if self._strict is None:
+                self._strict = _compiles(self.text, self.filename)
+            return not self._strict
+
+    def _neutral(self, members: List[Diagnostic]):
+        """``(edits, imports, names used)`` of a fix (or group) whose edits change no binding and
+        need no other check than the text's, or None."""
+        edits: List[_Edit] = []
+        imports: Set[str] = set()
+        names: Set[str] = set()
+        by_ops: Set[Tuple] = set()
+        for d in members:
+            fix = d.fix
+            if fix is None or (fix.group is not None and fix.group in self.blocked):
+                return None
+            if fix.ops in by_ops:
+                continue
+            by_ops.add(fix.ops)
+            planned = self.planned(fix)
+            if isinstance(planned, str):
+                return None
+            for name in fix.needs:
+                binding = self.binding(name)
+                if binding == postconditions.OTHER:
+                    return None
+                if binding == postconditions.ABSENT:
+                    imports.add(name)
+            for e in planned:
+                used = _expression_names(self.text[e.start:e.end], e.text)
+                if used is None:
+                    return None
+                names |= used
+            edits.extend(planned)
+        edits.sort(key=lambda e: (e.start, e.end))
+        if any(_overlap(a, b) for a, b in zip(edits, edits[1:])):
+            return None
+        return edits, tuple(sorted(imports)), names
 
     def _candidates(self, diags: List[Diagnostic], unsafe: bool, result: FixResult,
                     failed: Dict[str, str]) -> List[_Candidate]:
@@ -805,14 +937,15 @@ class FilePlan:
                 return out
 
             new_text = _splice(text, edits_of(chosen))
-            if not self.ok(new_text):
+            passed, new_tree = self.checked(new_text)
+            if not passed:
                 alone_bad = [k for k in chosen if not self.ok(_splice(text, edits_of([k])))]
                 for k in alone_bad or chosen:
                     _drop(cands, k, REASON_NOT_PARSE, "would not parse", dropped, failed)
                 continue
             if before is not None and chosen:
                 culprits = _undefined_culprits(text, new_text, filename, self.builtins, before, cands, chosen,
-                                               edits_of(chosen), import_edit)
+                                               edits_of(chosen), import_edit, new_tree)
                 if culprits:
                     for k, name in culprits.items():
                         _drop(cands, k, REASON_UNDEFINED.format(name=name), f"would leave {name!r} undefined",
@@ -852,6 +985,98 @@ def _drop(cands: List[_Candidate], k: int, why: str, group_why: str, dropped: Di
         failed.setdefault(g, f"{d.code} on line {d.span.line} {group_why}")
 
 
+_BINDS = (ast.NamedExpr, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _expression_names(old: str, new: str) -> Optional[Set[str]]:
+    """The names ``new`` uses when an edit replaces the expression ``old`` with the expression
+    ``new`` and neither binds a name; None for any other edit (an insertion, a statement, a
+    deletion, something that binds)."""
+    names: Set[str] = set()
+    for part in (old, new):
+        if not part.strip():
+            return None
+        try:
+            tree = ast.parse("(" + part + "\n)", mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        for node in ast.walk(tree):
+            if isinstance(node, _BINDS):
+                return None
+            if isinstance(node, ast.Name) and part is new:
+                names.add(node.id)
+    return names
+
+
+def _new_spans(groups: List[List[_Edit]], import_edit: Optional[_Edit]) -> List[Tuple[int, int, int]]:
+    """``(start, end, group)`` in the fixed text of each edit of ``groups``, in order."""
+    owner = {id(e): i for i, es in enumerate(groups) for e in es}
+    spans: List[Tuple[int, int, int]] = []
+    delta = 0
+    every = [e for es in groups for e in es] + ([import_edit] if import_edit is not None else [])
+    for e in sorted(every, key=lambda e: (e.start, e.end, e.order)):
+        start = e.start + delta
+        if e is not import_edit:
+            spans.append((start, start + len(e.text), owner[id(e)]))
+        delta += len(e.text) - (e.end - e.start)
+    return spans
+
+
+def _new_lines(new_text: str, groups: List[List[_Edit]], import_edit: Optional[_Edit]) -> List[Tuple[int, int]]:
+    """The line ranges (first, last) the edits of ``groups`` occupy in the fixed text."""
+    index = LineIndex(new_text)
+    return [(index.line_of(s), index.line_of(max(s, e - 1))) for s, e, _ in _new_spans(groups, import_edit)]
+
+
+_MATCH_CASE = getattr(ast, "match_case", ())  # Python 3.10+
+
+
+def _prune(tree: ast.Module, text: str, lines: List[Tuple[int, int]]) -> None:
+    """Empty the body of every function of ``tree`` (the tree of ``text``) that holds none of
+    ``lines`` and declares no ``global`` or ``nonlocal`` name: its names are its own, so what
+    pyflakes says about names elsewhere does not change, and it is not walked."""
+    declared = postconditions.word_lines(text, "global", "nonlocal")
+    lines = list(lines) + [(n, n) for n in declared or ()]
+    starts = sorted(a for a, _ in lines)
+    ends = sorted(b for _, b in lines)
+
+    def holds(first: int, last: int) -> bool:
+        # some range [a, b] with a <= last and b >= first: those ending before ``first`` all
+        # start before ``last``, so they are fewer than those starting by ``last`` exactly then
+        return bisect_right(starts, last) > bisect_left(ends, first)
+
+    stack: List[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                last = getattr(child, "end_lineno", None) or child.lineno
+                if not holds(child.lineno, last) and (declared is not None or not any(
+                        isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(child))):
+                    child.body = [ast.Pass(lineno=child.lineno, col_offset=child.col_offset)]
+                    continue
+            if isinstance(child, (ast.stmt, ast.excepthandler, _MATCH_CASE)):
+                stack.append(child)
+
+
+def _owners(new_text: str, found: List[Tuple[str, int, int]], groups: List[List[_Edit]],
+            import_edit: Optional[_Edit]) -> Set[int]:
+    """Which of ``groups`` (edits spliced into ``new_text``) hold one of the undefined names
+    ``found`` in their new text."""
+    spans = _new_spans(groups, import_edit)
+    starts = [s for s, _, _ in spans]
+    index = LineIndex(new_text)
+    out: Set[int] = set()
+    for _name, line, col in found:
+        off = index.offset(line, col)
+        if off is None:  # a position the text does not have: every fix is suspect
+            return set(range(len(groups)))
+        i = bisect_right(starts, off) - 1
+        if i >= 0 and spans[i][0] <= off < spans[i][1]:
+            out.add(spans[i][2])
+    return out
+
+
 def _import_edit(planner: _Planner, tree: Optional[ast.Module], modules: Sequence[str],
                  filename: str) -> Optional[_Edit]:
     """One edit adding ``import M`` for every needed module, where imports go."""
@@ -878,9 +1103,10 @@ def _import_edit(planner: _Planner, tree: Optional[ast.Module], modules: Sequenc
 
 def _undefined_culprits(text: str, new_text: str, filename: str, builtins: Iterable[str],
                         before: Counter, cands: List[_Candidate], chosen: List[int],
-                        edits: List[_Edit], import_edit: Optional[_Edit]) -> Dict[int, str]:
+                        edits: List[_Edit], import_edit: Optional[_Edit],
+                        new_tree: Optional[ast.Module] = None) -> Dict[int, str]:
     """Chosen candidates that add an undefined name -> that name ({} when none)."""
-    after = postconditions.undefined_names(new_text, filename, builtins)
+    after = postconditions.undefined_names(new_text, filename, builtins, tree=new_tree)
     if after is None:
         return {}
     counts = Counter(n for n, _, _ in after)

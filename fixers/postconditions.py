@@ -14,7 +14,10 @@
 from __future__ import annotations
 
 import ast
+import re
 from typing import Iterable, List, Optional, Tuple
+
+_LINE_END = re.compile(r"\r\n|\r|\n")  # the line ends Python reads
 
 # A binding of a needed name, as :func:`module_binding` reports it.
 BOUND = "bound"  # ``import torch`` (or ``import torch.nn``) binds it at module level
@@ -63,18 +66,46 @@ def _imports_module(alias: ast.alias, name: str) -> Optional[bool]:
     return alias.asname is None or alias.name == name
 
 
-def module_binding(tree: ast.Module, name: str) -> str:
+def word_lines(text: str, *names: str) -> Optional[List[int]]:
+    """The lines (1-based, sorted) on which one of ``names`` occurs as a word, for
+    :func:`module_binding`; None when the text is not ASCII (an identifier may
+    then be spelled in another, NFKC-equivalent way)."""
+    if not text.isascii():
+        return None
+    from bisect import bisect_right
+
+    starts = [0] + [m.end() for m in _LINE_END.finditer(text)]
+    word = re.compile(r"(?<![A-Za-z0-9_])(?:" + "|".join(map(re.escape, names)) + r")(?![A-Za-z0-9_])")
+    return sorted({bisect_right(starts, m.start()) for m in word.finditer(text)})
+
+
+def _mentions(stmt: ast.stmt, lines: List[int]) -> bool:
+    """Whether one of ``lines`` lies within ``stmt`` (its decorators included)."""
+    from bisect import bisect_left
+
+    first = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", ())])
+    last = getattr(stmt, "end_lineno", None) or stmt.lineno
+    i = bisect_left(lines, first)
+    return i < len(lines) and lines[i] <= last
+
+
+def module_binding(tree: ast.Module, name: str, lines: Optional[List[int]] = None) -> str:
     """How the module binds ``name``: :data:`BOUND`, :data:`ABSENT` or :data:`OTHER`.
 
     Any binding of ``name`` anywhere in the module other than an import of the
     module of that name (an assignment, a parameter, ``from x import name``,
     ``import numpy as name``...) makes it :data:`OTHER`: the fix's text would
     not mean the module there, so it is dropped rather than guessed at.
+
+    ``lines`` (from :func:`word_lines`) lets the walk skip every statement in
+    which the name does not occur: the answer is the same, found sooner.
     """
     top_level = False
     stack: List[Tuple[ast.AST, bool]] = [(tree, True)]
     while stack:
         node, at_module = stack.pop()
+        if lines is not None and isinstance(node, ast.stmt) and not _mentions(node, lines):
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 ok = _imports_module(alias, name)

@@ -212,9 +212,20 @@ def fix_edits(
         result = apply(text, members)
     if not any(d is diag for d in result.applied):
         return None
-    old = text[1:] if text.startswith("\ufeff") else text
-    new = result.text[1:] if result.text.startswith("\ufeff") else result.text
-    return text_edits(old, new)
+    if _EDITS[0] is not text:
+        _EDITS[:] = [text, {}]
+    known = _EDITS[1]
+    edits = known.get(id(result.text))
+    if edits is None or edits[0] is not result.text:
+        old = text[1:] if text.startswith("\ufeff") else text
+        new = result.text[1:] if result.text.startswith("\ufeff") else result.text
+        edits = known[id(result.text)] = (result.text, text_edits(old, new))
+    return list(edits[1])
+
+
+# (text, {id(fixed text): (fixed text, its edits)}): the diagnostics of one fix, and the
+# members of one group, share their fixed text; its edits are computed once
+_EDITS: List = [None, {}]
 
 
 # --- rule documentation -----------------------------------------------------
@@ -261,6 +272,7 @@ def known_codes() -> Dict[str, str]:
     return codes
 
 
+@lru_cache(maxsize=1)
 def _docs_base() -> Optional[str]:
     """Where docs/rules.md is read: the project's documentation URL, else the local copy."""
     try:
