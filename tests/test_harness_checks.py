@@ -215,3 +215,13 @@ def test_where_names_the_innermost_frame_inside_the_roots(tmp_path):
         assert checks.where(exc, [str(pkg)]) == "m.py:2: raise RuntimeError('x')"
         assert checks.where(exc, [str(pkg)], str(tmp_path)) == "pkg/m.py:2: raise RuntimeError('x')"
         assert checks.where(exc, [str(tmp_path / "elsewhere")]).endswith("m.py:2: raise RuntimeError('x')")
+
+
+def test_check4_does_not_blame_the_virtual_run_for_a_failed_cpu_run():
+    res = _results()
+    res["fixed_cpu"]["errors"] = {"train": dict(DEVICE_ERR)}
+    res["fixed_cpu"]["sections"]["train"] = []
+    c = _judge(res)
+    assert c[2].status == FAIL
+    assert c[4].status == PASS and "different structure" not in c[4].message
+    assert "not compared with the fixed CPU run, which failed (check 2)" in c[4].message

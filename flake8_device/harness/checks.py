@@ -433,15 +433,17 @@ def _check4(check: CheckResult, r: Dict[str, Any], fx: Dict[str, Any], compare) 
     if places:
         problems.append(f"{count} device mismatch(es) at {len(places)} place(s): " + "; ".join(
             f"{m['file']}:{m['line']}: {m['op']} [{', '.join(m['devices'])}]" for m in places[:5]))
-    figs = _compare_sections(r, fx, compare) if not _fatal(fx) else {}
+    # a fixed CPU run that failed (check 2) has nothing to compare with: say so, not "different structure"
+    fx_failed = bool(_fatal(fx)) or any(p in fx["errors"] for p in ("train", "infer"))
+    figs = {} if fx_failed else _compare_sections(r, fx, compare)
     total, mad, diffs = _sum_figs(figs)
-    check.figures.update(mismatches=count, places=places[:20], equal_to_fixed_cpu=not diffs, compared_tensors=total,
-                         max_abs_diff=mad, sections=figs)
+    check.figures.update(mismatches=count, places=places[:20], equal_to_fixed_cpu=None if fx_failed else not diffs,
+                         compared_tensors=total, max_abs_diff=mad, sections=figs)
     problems += [f"differs from the fixed CPU run: {d}" for d in diffs[:3]]
     check.status = FAIL if problems else PASS
-    check.message = "; ".join(problems) if problems else (
-        f"0 device mismatches (build, train, infer); {total} tensors bitwise equal to the fixed CPU run"
-    )
+    compared = ("not compared with the fixed CPU run, which failed (check 2)" if fx_failed
+                else f"{total} tensors bitwise equal to the fixed CPU run")
+    check.message = "; ".join(problems) if problems else f"0 device mismatches (build, train, infer); {compared}"
 
 
 def _check5(check: CheckResult, results, fx, tol: Dict[str, float], gpu: bool, compare) -> None:
