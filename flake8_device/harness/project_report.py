@@ -237,7 +237,8 @@ def _details(checks, facts) -> List[str]:
                 sal = f"saliency {_esc(i.get('saliency_note') or 'not available')}"
             cap = (f" {i['captured_tensors']} tensors captured from"
                    f" {', '.join('`' + n + '`' for n in i.get('captured_from') or [])};" if i.get("captured_from") else "")
-            rows.append(f"- infer: {i['output_tensors']} output tensors, all finite;{cap} {sal}")
+            how = " (under `torch.no_grad()`)" if i.get("captured_from") is not None else ""
+            rows.append(f"- infer{how}: {i['output_tensors']} output tensors, all finite;{cap} {sal}")
         rows.append("")
     for cid in (3, 4):
         k = checks.get(cid)
