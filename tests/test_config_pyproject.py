@@ -178,3 +178,28 @@ def test_load_settings_reports_key_and_file():
         from flake8_device.config import settings_from_table
 
         settings_from_table({"exclude": 1}, "nowhere.toml")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _toml_blocks():
+    import re
+
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        for n, m in enumerate(re.finditer(r"^```toml\n(.*?)^```", text, re.S | re.M)):
+            yield pytest.param(m.group(1), id=f"{doc.name}-{n}")
+
+
+@pytest.mark.parametrize("block", list(_toml_blocks()))
+def test_docs_toml_snippets_configure_the_command(project, block):
+    # each pyproject.toml snippet of the docs is read with no warning and takes effect
+    write(project / "pyproject.toml", block)
+    write(project / "tests" / "test_a.py", BAD)
+    write(project / "third_party" / "m.py", BAD)
+    write(project / "src" / "m.py", BAD)
+    code, out, err = run(["--no-explain", "."], project)
+    assert code == 1 and err == "", err
+    reported = {line.split(":", 1)[0] for line in out.splitlines() if " DEV" in line}
+    assert reported == {os.path.join("src", "m.py")}, out
