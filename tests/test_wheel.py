@@ -391,3 +391,41 @@ def test_harness_runs_from_the_wheel_with_no_argument(wheel, tmp_path):
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert (work / "out" / "harness" / "report.md").is_file()
     assert "SETUP FAILED" not in r.stdout + r.stderr
+
+
+def test_notebook_reported_by_cell_and_fixed(venv, project):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Demo \u2014 GPU"),
+                nbformat.v4.new_code_cell("%matplotlib inline\nimport torch\n"),
+                nbformat.v4.new_code_cell('x = torch.zeros(3)\ny = x.to("cuda")\n!nvidia-smi', execution_count=2,
+                                          outputs=[nbformat.v4.new_output("stream", text="ok\n")])]
+    before = nbformat.writes(nb) + "\n"
+    path = project / "demo.ipynb"
+    path.write_text(before, encoding="utf-8")
+    r = _tool(venv, "--no-explain", "demo.ipynb", cwd=project)
+    assert r.returncode == 1 and r.stdout.startswith("demo.ipynb:cell 3:2:10: DEV001 "), r.stdout + r.stderr
+    r = _tool(venv, "--fix", "--unsafe-fixes", ".", cwd=project)
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = path.read_text(encoding="utf-8")
+    nbformat.validate(nbformat.reads(after, as_version=nbformat.NO_CONVERT))
+    new = json.loads(after)
+    assert 'to("cuda")' not in "".join(new["cells"][2]["source"])
+    assert new["cells"][2]["source"][-1] == "!nvidia-smi"
+    assert new["cells"][2]["outputs"] == json.loads(before)["cells"][2]["outputs"]
+    # outside the cell sources every byte is the same (the first code cell gained DEVICE = ...)
+    assert after.split('"source"')[0] == before.split('"source"')[0]
+    assert after.endswith("}\n") and after.rsplit('"source"', 1)[1].split("]", 1)[1] == \
+        before.rsplit('"source"', 1)[1].split("]", 1)[1]
+
+
+def test_pyproject_table_configures_the_installed_command(venv, project):
+    (project / "pyproject.toml").write_text('[tool.flake8-device]\nselect = ["DEV006"]\n')
+    r = _tool(venv, "--no-explain", "src", cwd=project)
+    codes = {line.split()[1] for line in r.stdout.splitlines() if line.startswith("src/")}
+    assert r.returncode == 1 and codes == {"DEV006"}, r.stdout + r.stderr
+    (project / "pyproject.toml").write_text('[tool.flake8-device]\nselect = 6\n')
+    r = _tool(venv, "src", cwd=project)
+    assert r.returncode == 2 and "select" in r.stderr and "pyproject.toml" in r.stderr
