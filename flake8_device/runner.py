@@ -93,6 +93,8 @@ class Runner:
         self.blocked_groups: Dict[str, str] = {}
         self._tree: Optional[Tuple[str, ast.Module]] = None  # the last text linted, its tree
         self._plan: Optional[FilePlan] = None  # the plan of the last text planned
+        # id of a diagnostic whose fix the fixer refuses -> (the diagnostic, why)
+        self._refused: Dict[int, Tuple[Diagnostic, str]] = {}
 
     def lint(self, text: str, path: str) -> List[Diagnostic]:
         if self.linter is _default_linter:
@@ -180,6 +182,7 @@ class Runner:
             return report, source
         report.found = diags
         if not self.fix:
+            self._plan_refusals(text, path, diags)
             report.left = [(d, self._why_not(d)) for d in diags]
             return report, source
 
@@ -214,15 +217,37 @@ class Runner:
         report.left = [(d, reasons.get((d.code, d.span)) or self._why_not(d)) for d in diags]
         return report, source
 
+    def _plan_refusals(self, text: str, path: str, diags: List[Diagnostic]) -> None:
+        """Plan the fixes of ``diags`` (without --fix) and keep the reason of each one the fixer
+        refuses while planning it, so that it is not reported as fixable."""
+        if not any(d.fix is not None for d in diags):
+            return
+        plan = self.plan(text, path)
+        for d in diags:
+            why = plan.refusal(d) if d.fix is not None else None
+            if why is not None:
+                self._refused[id(d)] = (d, why)
+
+    def refusal(self, d: Diagnostic) -> Optional[str]:
+        """Why the fixer refuses ``d``'s fix on the text it was reported on (known from planning
+        it in a run without --fix), or None."""
+        got = self._refused.get(id(d))
+        return got[1] if got is not None and got[0] is d else None
+
     def _why_not(self, d: Diagnostic) -> str:
         if d.fix is None:
             return d.no_fix_reason or REASON_NO_FIX
+        refused = self.refusal(d)
+        if refused is not None:
+            return refused
         if not d.fix.safe and not self.unsafe:
             return "unsafe fix; use --unsafe-fixes"
         return "fixable with --fix"
 
     def fixable(self, d: Diagnostic) -> bool:
-        return d.fix is not None and (d.fix.safe or self.unsafe)
+        """Whether --fix, with this run's flags, applies ``d``'s fix as far as planning it tells
+        (the ``[*]`` marker and the count of the report)."""
+        return d.fix is not None and (d.fix.safe or self.unsafe) and self.refusal(d) is None
 
 
 def report_items(report: FileReport, path: str, runner: Runner, fixing: bool, fmt: str) -> List[output.Item]:
