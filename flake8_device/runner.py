@@ -10,6 +10,7 @@ folders given.  The command (:mod:`flake8_device.cli`) and the harness drive it.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import gc
 import os
 from dataclasses import dataclass, field
@@ -248,6 +249,13 @@ class Runner:
         """Whether --fix, with this run's flags, applies ``d``'s fix as far as planning it tells
         (the ``[*]`` marker and the count of the report)."""
         return d.fix is not None and (d.fix.safe or self.unsafe) and self.refusal(d) is None
+
+
+def left_fixes(report: FileReport) -> FileReport:
+    """``report`` with only the diagnostics whose fix was left (withheld, refused, dropped by a
+    post-condition), each with why: what ``--diff`` prints on standard error, as ``--fix``
+    prints it, while standard output holds the diff alone."""
+    return dataclasses.replace(report, left=[(d, why) for d, why in report.left if d.fix is not None])
 
 
 def report_items(report: FileReport, path: str, runner: Runner, fixing: bool, fmt: str) -> List[output.Item]:

@@ -68,3 +68,40 @@ def test_the_count_counts_only_the_fixes_the_fixer_takes(project):
     _, out, _ = run("a.py", "b.py", "c.py")
     assert out.count("[*] ") == 2  # a.py's diagnostic and the count
     assert "[*] 1 fixable with --fix." in out
+
+
+# --- --diff gives the reasons --fix gives --------------------------------------------
+
+BOTH = "import torch\n\n\ndef f(p):\n    x = torch.load(p)\n    return x, f\"{torch.load(p)=}\"\n"
+
+
+def _reason_lines(out):
+    return [line for line in out.splitlines() if "(left: " in line]
+
+
+def test_left_fixes_are_what_fix_explains(project):
+    from flake8_device.config import load_settings
+    from flake8_device.runner import Runner, left_fixes
+    from flake8_device_fixers.syntax import REASON_FSTRING_DEBUG
+
+    (project / "m.py").write_text(BOTH)
+    _, fixed_out, _ = run("--fix", "m.py")
+    (project / "m.py").write_text(BOTH)
+    runner = Runner(load_settings(None, True), fix=True, unsafe=False, max_file_size=0)
+    report, _ = runner.run_file("m.py")
+    left = left_fixes(report)
+    assert [(d.code, d.span.line, why) for d, why in left.left] == [("DEV006", 6, REASON_FSTRING_DEBUG)]
+    args = cli.build_parser().parse_args(["--diff", "m.py"])
+    lines = cli._text_lines(left, "m.py", runner, args, True)
+    assert _reason_lines("\n".join(lines)) == _reason_lines(fixed_out) != []
+
+
+@pytest.mark.xfail(strict=True, reason="needs the cli.py change that prints runner.left_fixes() under --diff")
+def test_diff_prints_the_reasons_on_stderr_and_only_the_diff_on_stdout(project):
+    (project / "m.py").write_text(BOTH)
+    _, fixed_out, _ = run("--fix", "m.py")
+    (project / "m.py").write_text(BOTH)
+    code, out, err = run("--diff", "m.py")
+    assert code == 1
+    assert out.startswith("--- a/m.py\n+++ b/m.py\n") and "(left: " not in out
+    assert _reason_lines(err) == _reason_lines(fixed_out) != []
