@@ -225,3 +225,25 @@ def test_check4_does_not_blame_the_virtual_run_for_a_failed_cpu_run():
     assert c[2].status == FAIL
     assert c[4].status == PASS and "different structure" not in c[4].message
     assert "not compared with the fixed CPU run, which failed (check 2)" in c[4].message
+
+
+def test_no_function_of_the_harness_is_over_100_lines():
+    import ast
+    import pathlib
+
+    long = []
+    for path in sorted((pathlib.Path(checks.__file__).parent).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 100:
+                long.append(f"{path.name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long
+
+
+def test_one_where_for_every_mode():
+    """Package mode and the project workers name an error's place with the same function."""
+    import inspect
+
+    from flake8_device.harness import d2, runner
+
+    for mod in (d2, runner):
+        assert "checks import where" in inspect.getsource(mod._where)
