@@ -40,6 +40,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from .lines import split_lines
+
 NOTEBOOK_SUFFIX = ".ipynb"
 
 # cell magics whose body is Python (Ruff's list of "transparent" cell magics)
@@ -146,7 +148,8 @@ class Cell:
 
 
 def _lines(text: str) -> List[str]:
-    return text.splitlines(keepends=True)
+    """Lines as Python ends them (``str.splitlines`` also ends them at a form feed, U+2028...)."""
+    return split_lines(text)
 
 
 class Notebook:
@@ -176,7 +179,7 @@ class Notebook:
             as_list = isinstance(source, list)
             joined = "".join(source) if as_list else source
             cell = Cell(number=index + 1, index=index, source=joined, as_list=as_list, escapes={})
-            first = joined.lstrip().split("\n", 1)[0]
+            first = (_lines(joined.lstrip()) or [""])[0].rstrip("\r\n")
             if first.startswith("%%"):
                 name = first[2:].split(None, 1)[0] if first[2:].strip() else ""
                 if name not in PYTHON_CELL_MAGICS:
@@ -184,6 +187,7 @@ class Notebook:
                     continue
             self.cells.append(cell)
         self.python = self._build()
+        self._python_lines = _lines(self.python)
         self._starts = [c.marker_line for c in self.cells]
 
     # the Python text and its map
@@ -229,8 +233,8 @@ class Notebook:
 
     def cell_text(self, cell: Cell) -> str:
         """The cell's lines as :attr:`python` holds them (placeholders in place of escapes)."""
-        lines = _lines(self.python)
-        k = self.cells.index(cell)
+        lines = self._python_lines
+        k = self._starts.index(cell.marker_line)
         end = self.cells[k + 1].marker_line - 1 if k + 1 < len(self.cells) else len(lines)
         return "".join(lines[cell.marker_line:end])
 

@@ -258,3 +258,19 @@ def test_a_folder_yields_its_notebooks_but_not_checkpoints(tmp_path):
     assert code == 1
     files = {line.split(":", 1)[0] for line in out.splitlines() if " DEV" in line}
     assert files == {os.path.join("pkg", "demo.ipynb")}
+
+
+def test_lines_are_python_lines(tmp_path):
+    # a form feed and a U+2028 end no line for Python: the report's line and the fix stay right
+    cell = "import torch\ndevice = torch.device('cpu')\n# a\u2028comment\x0c\ny = torch.ones(2).cuda()\n"
+    nb = notebook([code_cell(cell), code_cell("w = torch.ones(1).cuda()\n")])
+    path = tmp_path / "l.ipynb"
+    path.write_text(dump(nb), encoding="utf-8")
+    code, out, err = run(["--no-explain", "l.ipynb"], tmp_path)
+    assert [line.split(" DEV")[0] for line in out.splitlines() if " DEV" in line] == [
+        "l.ipynb:cell 1:4:5:", "l.ipynb:cell 1:4:5:", "l.ipynb:cell 2:1:5:", "l.ipynb:cell 2:1:5:"], out + err
+    code, out, err = run(["--fix", "l.ipynb"], tmp_path)
+    assert code == 0, out + err
+    sources = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    assert sources == [cell.replace("torch.ones(2).cuda()", "torch.ones(2, device=device)"),
+                       "w = torch.ones(1, device=device)\n"]
