@@ -29,6 +29,7 @@ from flake8_device.diagnostics import (
     RewriteCall,
     Span,
 )
+from flake8_device.lines import for_tokenize
 
 from . import postconditions
 from .positions import LineIndex
@@ -104,7 +105,11 @@ class _Planner:
     def __init__(self, text: str) -> None:
         self.text = text
         self.index = LineIndex(text)
-        self.root: SgNode = SgRoot(text, "python").root()
+        # tree-sitter ends a comment at "\n" only: a comment before a lone "\r" would run on to
+        # the next "\n" (in a file of lone "\r" line ends, to the end of the file) and hide the
+        # code after it.  The tree is built on the text with each lone "\r" read as "\n": every
+        # offset and node stays where it is, and edits are cut from the text itself.
+        self.root: SgNode = SgRoot(for_tokenize(text) if "\r" in text else text, "python").root()
         self._comments: Optional[List[Tuple[int, int, str]]] = None
         self._comment_starts: List[int] = []
         # node -> (starts, ends, children): a node's children are listed once,
