@@ -521,9 +521,12 @@ def _read_stdin(stdin: Optional[BinaryIO], name: str) -> SourceFile:
 # --- notebooks ------------------------------------------------------------------
 
 
-def _read_notebook(path: str, max_size: int) -> Tuple[SourceFile, "notebooks.Notebook", SourceFile]:
-    """The notebook's file, the notebook, and its code cells as the Python source the runner checks."""
-    source = read_source(path, max_size)
+def _read_notebook(path: str, max_size: int, source: Optional[SourceFile] = None
+                   ) -> Tuple[SourceFile, "notebooks.Notebook", SourceFile]:
+    """The notebook's file (read here unless given: standard input), the notebook, and its code
+    cells as the Python source the runner checks."""
+    if source is None:
+        source = read_source(path, max_size)
     nb = notebooks.read(source.text, path)
     python = SourceFile(path=path, raw=nb.python.encode("utf-8", "surrogatepass"), encoding="utf-8",
                         text=nb.python)
@@ -573,6 +576,17 @@ def _notebook_items(items: List[output.Item], nb: "notebooks.Notebook") -> List[
         row = item.noqa_row - top if item.noqa_row is not None else None
         out.append(replace(item, diag=diag, text=text, edits=edits, noqa_row=row, cell=cell.number))
     return out
+
+
+def _notebook_back(out: "_PipeGuard", source: SourceFile, nb: "notebooks.Notebook", python: str,
+                   fail: Callable[..., None]) -> None:
+    """Standard input's notebook, with the cells of ``python``, back on standard output (unchanged,
+    with an error, when it cannot be rendered exactly)."""
+    try:
+        out.write_bytes(source.encode(nb.render(python)))
+    except notebooks.NotebookError as exc:
+        fail(f"{source.path}: {exc}; the input is handed back unchanged", source.path)
+        out.write_bytes(source.raw)
 
 
 def _write_notebook(source: SourceFile, nb: "notebooks.Notebook", python: str, roots: Sequence[str]) -> None:
@@ -698,20 +712,25 @@ def main(
 
     for path, given in jobs():
         nb = nb_file = None
-        if given is None and notebooks.is_notebook(path):
+        if notebooks.is_notebook(path):
+            hand_back = given is not None and (write_mode or args.add_noqa)  # standard input goes back
             try:
-                nb_file, nb, given = _read_notebook(path, max_file_size)
+                nb_file, nb, given = _read_notebook(path, max_file_size, given)
             except SourceError as exc:
                 fail(f"{path}: {exc}", path)
                 continue
             except notebooks.NotebookError as exc:
                 fail(f"{path}:1:1: E902 {exc}", path)
+                if hand_back:
+                    out.write_bytes(given.raw)
                 continue
-            if not nb.is_python:
-                continue  # another kernel's language: nothing to check (as in Ruff)
-            problem = _notebook_syntax_error(nb, path)
+            problem = None if nb.is_python else ""  # another kernel's language: not checked (as in Ruff)
+            problem = _notebook_syntax_error(nb, path) if problem is None else problem
             if problem is not None:
-                fail(problem, path)
+                if problem:
+                    fail(problem, path)
+                if hand_back:
+                    out.write_bytes(nb_file.raw)
                 continue
         try:
             report, source = runner.run_file(path, given) if given is not None else runner.run_file(path)
@@ -720,7 +739,7 @@ def main(
             continue
         reports.append(report)
         shown = display_path(path)
-        if nb is not None and not report.error:
+        if nb is not None:
             source = nb_file
         if report.error:
             if use_stdin and (write_mode or args.add_noqa):
@@ -735,7 +754,9 @@ def main(
                     cell, line = nb.cell_of(line)
                     where = f"{shown}:cell {cell.number if cell is not None else 1}"
                 fail(f"{where}:{line}: {code}: no place for a # noqa comment", shown)
-            if nb is not None:
+            if nb is not None and use_stdin:
+                _notebook_back(out, source, nb, new, fail)
+            elif nb is not None:
                 if edited:
                     try:
                         _write_notebook(source, nb, new, roots)
@@ -782,7 +803,9 @@ def main(
                     report.fixed = []
                     report.text = report.original
                     continue
-        if use_stdin and write_mode:
+        if use_stdin and write_mode and nb is not None:
+            _notebook_back(out, source, nb, report.text, fail)
+        elif use_stdin and write_mode:
             _stdin_back(out, source, report.text, fail)
         if diff_mode:
             continue  # the diff is the whole output

@@ -274,3 +274,39 @@ def test_lines_are_python_lines(tmp_path):
     sources = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
     assert sources == [cell.replace("torch.ones(2).cuda()", "torch.ones(2, device=device)"),
                        "w = torch.ones(1, device=device)\n"]
+
+
+def test_python_cell_magics_and_indented_escapes(tmp_path):
+    timed = "%%time\ny = torch.ones(2).cuda()\n"
+    loop = "for i in range(2):\n    !echo $i\n    files = !ls\n    z = torch.ones(i).cuda()\n"
+    written = "%%writefile helper.py\nw = torch.ones(1).cuda()\n"
+    nb = notebook([code_cell("import torch\ndevice = torch.device('cpu')\n"), code_cell(timed), code_cell(loop),
+                   code_cell(""), code_cell(written)])
+    path = tmp_path / "m.ipynb"
+    path.write_text(dump(nb), encoding="utf-8")
+    code, out, err = run(["--no-explain", "--select", "DEV002", "m.ipynb"], tmp_path)
+    assert [line.split(" DEV")[0] for line in out.splitlines() if " DEV" in line] == [
+        "m.ipynb:cell 2:2:5:", "m.ipynb:cell 3:4:9:"], out + err
+    code, out, err = run(["--fix", "m.ipynb"], tmp_path)
+    assert code == 0, out + err
+    sources = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    assert sources[1] == timed.replace("torch.ones(2).cuda()", "torch.ones(2, device=device)")
+    assert sources[2] == loop.replace("torch.ones(i).cuda()", "torch.ones(i, device=device)")
+    assert sources[3:] == ["", written]
+
+
+def test_standard_input_with_a_notebook_name(tmp_path):
+    text = dump(demo())
+    p = subprocess.run([str(COMMAND), "--isolated", "--no-explain", "--stdin-filename", "nb/demo.ipynb", "-"],
+                       input=text, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert p.returncode == 1 and p.stdout.startswith("nb/demo.ipynb:cell 3:2:10: DEV001 "), p.stdout + p.stderr
+    p = subprocess.run([str(COMMAND), "--isolated", "--fix", "--unsafe-fixes", "--stdin-filename", "demo.ipynb", "-"],
+                       input=text, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert p.returncode == 0, p.stderr
+    new = json.loads(p.stdout)
+    assert 'x.to("cuda")' not in "".join(new["cells"][2]["source"])
+    assert outside_sources(text, [1, 2, 5]) == outside_sources(p.stdout, [1, 2, 5])
+    # not a notebook: an error, and the input handed back as it was
+    p = subprocess.run([str(COMMAND), "--isolated", "--fix", "--stdin-filename", "demo.ipynb", "-"],
+                       input="{oops", capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert p.returncode == 2 and p.stdout == "{oops" and "E902" in p.stderr
