@@ -310,38 +310,38 @@ class _Planner:
         return self.index.line_start(line) + len(self.index.line_text(line))
 
     def _edit_arguments(self, args: SgNode, op: RewriteCall) -> str:
-        text = self.text
+        """The argument list ``args`` with ``op``'s keywords set, added and dropped."""
         arng = args.range()
-        a_start, a_end = arng.start.index, arng.end.index
         children = args.children()
-        # argument nodes and the comma that follows each (or None)
-        items: List[Tuple[SgNode, Optional[SgNode]]] = []
-        close: Optional[SgNode] = None
-        for child in children:
-            kind = child.kind()
-            if kind == "(" or kind == "comment":
-                continue
-            if kind == ")":
-                close = child
-                continue
-            if kind == ",":
-                if items and items[-1][1] is None:
-                    items[-1] = (items[-1][0], child)
-                continue
-            items.append((child, None))
-        if close is None:
-            raise _Skip("unterminated argument list")
+        items, close = _argument_items(children)
+        edits, append = self._keyword_edits(items, op)
+        dropped = [i for i, (n, _) in enumerate(items) if _kw_name(n) in op.drop_keywords]
+        kept = [i for i in range(len(items)) if i not in dropped]
+        tail, tail_keeps_comma, dropped = self._dropped_tail(items, kept, dropped, bool(append), edits)
+        edits.extend(self._dropped_edits(items, dropped, arng.end.index))
+        if append:
+            if not kept:
+                if tail is not None:
+                    edits.append(_Edit(tail[0], tail[1], ", ".join(append)))
+                    tail = None
+                else:
+                    # no argument is left: the keywords go right after "("
+                    # (the whole list collapses to them when nothing else is left)
+                    pos = children[0].range().end.index
+                    edits.append(_Edit(pos, pos, ", ".join(append)))
+            else:
+                tail = self._append_after(items[kept[-1]], close, append, tail, tail_keeps_comma, edits)
+        if tail is not None:
+            edits.append(_Edit(tail[0], tail[1], ""))
+        return self._spliced_arguments(arng.start.index, arng.end.index, edits, bool(kept), append)
 
-        def kw_name(node: SgNode) -> Optional[str]:
-            if node.kind() != "keyword_argument":
-                return None
-            name = node.field("name")
-            return name.text() if name is not None else None
-
+    def _keyword_edits(self, items: List[Tuple[SgNode, Optional[SgNode]]], op: RewriteCall):
+        """The edits setting the keywords ``op`` gives that the call has, and the ``name=value``
+        texts of those it lacks (to append)."""
         edits: List[_Edit] = []
         append: List[str] = []
         for name, value in op.keywords:
-            target = next((n for n, _ in items if kw_name(n) == name), None)
+            target = next((n for n, _ in items if _kw_name(n) == name), None)
             if target is not None and name not in op.drop_keywords:
                 vnode = target.field("value")
                 if vnode is None:
@@ -350,41 +350,47 @@ class _Planner:
                 edits.append(_Edit(vr.start.index, vr.end.index, self.newlines(value, vr.start.index)))
             else:
                 append.append(f"{name}={value}")
+        return edits, append
 
-        dropped = [i for i, (n, _) in enumerate(items) if kw_name(n) in op.drop_keywords]
-        kept = [i for i in range(len(items)) if i not in dropped]
-        tail: Optional[Tuple[int, int]] = None  # removed region ending the list
-        tail_keeps_comma = False  # comments sit between the kept and the dropped tail
-        if dropped and dropped[-1] == len(items) - 1 and items[-1][1] is None:
-            # the last argument goes and has no trailing comma
-            first_tail = len(items) - 1
-            while kept and first_tail - 1 in dropped:
-                first_tail -= 1
-            last_kept = kept[-1] if kept else None
-            t_end = items[-1][0].range().end.index
-            d_start = items[first_tail][0].range().start.index
-            if last_kept is None:
-                tail = (d_start, t_end)
+    def _dropped_tail(self, items, kept: List[int], dropped: List[int], appending: bool,
+                      edits: List[_Edit]):
+        """``(tail, tail_keeps_comma, dropped)``: the region removed at the end of the list when
+        its last arguments go and the last has no trailing comma (None otherwise), whether
+        comments keep the comma before it, and the dropped arguments left to remove one by one."""
+        tail: Optional[Tuple[int, int]] = None
+        tail_keeps_comma = False
+        if not (dropped and dropped[-1] == len(items) - 1 and items[-1][1] is None):
+            return tail, tail_keeps_comma, dropped
+        first_tail = len(items) - 1
+        while kept and first_tail - 1 in dropped:
+            first_tail -= 1
+        t_end = items[-1][0].range().end.index
+        d_start = items[first_tail][0].range().start.index
+        if not kept:
+            tail = (d_start, t_end)
+        else:
+            k_node, k_comma = items[kept[-1]]
+            k_end = k_node.range().end.index
+            if not self.comments_in(k_end, d_start):
+                tail = (k_end, t_end)
             else:
-                k_node, k_comma = items[last_kept]
-                k_end = k_node.range().end.index
-                if not self.comments_in(k_end, d_start):
-                    tail = (k_end, t_end)
-                else:
-                    # keep the comments after the last kept argument
-                    assert k_comma is not None
-                    tail_keeps_comma = True
-                    tail = (d_start, t_end)
-                    if not append:
-                        cr = k_comma.range()
-                        edits.append(_Edit(cr.start.index, cr.end.index, ""))
-                        if self._first_on_line(d_start):
-                            line = self._line_of(d_start)
-                            prev_end = self.index.line_start(line) - len(
-                                self.index.line_ending(line - 1)
-                            )
-                            tail = (prev_end, t_end)
-            dropped = [i for i in dropped if i < first_tail]
+                # keep the comments after the last kept argument
+                assert k_comma is not None
+                tail_keeps_comma = True
+                tail = (d_start, t_end)
+                if not appending:
+                    cr = k_comma.range()
+                    edits.append(_Edit(cr.start.index, cr.end.index, ""))
+                    if self._first_on_line(d_start):
+                        line = self._line_of(d_start)
+                        prev_end = self.index.line_start(line) - len(self.index.line_ending(line - 1))
+                        tail = (prev_end, t_end)
+        return tail, tail_keeps_comma, [i for i in dropped if i < first_tail]
+
+    def _dropped_edits(self, items, dropped: List[int], a_end: int) -> List[_Edit]:
+        """The removal of each dropped argument with its comma (its whole line when it had one)."""
+        text = self.text
+        edits = []
         for i in dropped:
             node, comma = items[i]
             assert comma is not None
@@ -397,60 +403,58 @@ class _Planner:
                 start = self.index.line_start(self._line_of(start))
                 end += 2 if text.startswith("\r\n", end) else 1
             edits.append(_Edit(start, end, ""))
+        return edits
 
-        if append:
-            joined_inline = ", ".join(append)
-            if not kept:
-                if tail is not None:
-                    edits.append(_Edit(tail[0], tail[1], joined_inline))
-                    tail = None
-                else:
-                    # no argument is left: the keywords go right after "("
-                    # (the whole list collapses to them when nothing else is left)
-                    pos = children[0].range().end.index
-                    edits.append(_Edit(pos, pos, joined_inline))
-            else:
-                last, comma = items[kept[-1]]
-                lr = last.range()
-                one_per_line = self._first_on_line(lr.start.index) and self._line_of(
-                    close.range().start.index
-                ) > self._line_of(lr.end.index)
-                nl = self._newline_at(lr.end.index)
-                indent = self._indent_of(lr.start.index)
-                if tail is not None and tail_keeps_comma:
-                    sep = f",{nl}{indent}" if one_per_line else ", "
-                    edits.append(_Edit(tail[0], tail[1], sep.join(append)))
-                    tail = None
-                elif tail is not None:
-                    if one_per_line:
-                        new = "," + "".join(f"{nl}{indent}{a}," for a in append)[:-1]
-                    else:
-                        new = ", " + joined_inline
-                    edits.append(_Edit(tail[0], tail[1], new))
-                    tail = None
-                elif comma is not None:
-                    cr = comma.range()
-                    if self._line_of(close.range().start.index) > self._line_of(cr.end.index):
-                        pos = self._line_end(cr.end.index)
-                        edits.append(_Edit(pos, pos, "".join(f"{nl}{indent}{a}," for a in append)))
-                    else:
-                        pos = cr.end.index
-                        edits.append(_Edit(pos, pos, " " + ", ".join(append) + ","))
-                elif one_per_line:
-                    pos = self._line_end(lr.end.index)
-                    rest = text[lr.end.index : pos]
-                    body = "".join(f",{nl}{indent}{a}" for a in append)
-                    if rest.strip() == "":
-                        edits.append(_Edit(lr.end.index, lr.end.index, body))
-                    else:
-                        # a comment follows the last argument: keep it there
-                        edits.append(_Edit(lr.end.index, lr.end.index, ","))
-                        edits.append(_Edit(pos, pos, body[1:]))
-                else:
-                    edits.append(_Edit(lr.end.index, lr.end.index, ", " + joined_inline))
+    def _append_after(self, last_item: Tuple[SgNode, Optional[SgNode]], close: SgNode, append: List[str],
+                      tail: Optional[Tuple[int, int]], tail_keeps_comma: bool,
+                      edits: List[_Edit]) -> Optional[Tuple[int, int]]:
+        """Add the ``append`` keywords after the last kept argument, in the list's layout (one per
+        line or inline); returns the tail still to remove."""
+        joined_inline = ", ".join(append)
+        last, comma = last_item
+        lr = last.range()
+        one_per_line = self._first_on_line(lr.start.index) and self._line_of(
+            close.range().start.index
+        ) > self._line_of(lr.end.index)
+        nl = self._newline_at(lr.end.index)
+        indent = self._indent_of(lr.start.index)
+        if tail is not None and tail_keeps_comma:
+            sep = f",{nl}{indent}" if one_per_line else ", "
+            edits.append(_Edit(tail[0], tail[1], sep.join(append)))
+            return None
         if tail is not None:
-            edits.append(_Edit(tail[0], tail[1], ""))
+            if one_per_line:
+                new = "," + "".join(f"{nl}{indent}{a}," for a in append)[:-1]
+            else:
+                new = ", " + joined_inline
+            edits.append(_Edit(tail[0], tail[1], new))
+            return None
+        if comma is not None:
+            cr = comma.range()
+            if self._line_of(close.range().start.index) > self._line_of(cr.end.index):
+                pos = self._line_end(cr.end.index)
+                edits.append(_Edit(pos, pos, "".join(f"{nl}{indent}{a}," for a in append)))
+            else:
+                pos = cr.end.index
+                edits.append(_Edit(pos, pos, " " + ", ".join(append) + ","))
+        elif one_per_line:
+            pos = self._line_end(lr.end.index)
+            rest = self.text[lr.end.index : pos]
+            body = "".join(f",{nl}{indent}{a}" for a in append)
+            if rest.strip() == "":
+                edits.append(_Edit(lr.end.index, lr.end.index, body))
+            else:
+                # a comment follows the last argument: keep it there
+                edits.append(_Edit(lr.end.index, lr.end.index, ","))
+                edits.append(_Edit(pos, pos, body[1:]))
+        else:
+            edits.append(_Edit(lr.end.index, lr.end.index, ", " + joined_inline))
+        return tail
 
+    def _spliced_arguments(self, a_start: int, a_end: int, edits: List[_Edit], kept: bool,
+                           append: List[str]) -> str:
+        """The argument list's text with ``edits`` (which must not overlap) applied."""
+        text = self.text
         edits.sort(key=lambda e: (e.start, e.end))
         for a, b in zip(edits, edits[1:]):
             if _overlap(a, b):
@@ -466,6 +470,35 @@ class _Planner:
         if not kept and result[1:-1].strip() in ("", ", ".join(append)):
             result = "(" + ", ".join(append) + ")"
         return result
+
+
+def _argument_items(children: List[SgNode]) -> Tuple[List[Tuple[SgNode, Optional[SgNode]]], SgNode]:
+    """The argument nodes of an argument list, each with the comma that follows it (or None),
+    and its closing parenthesis."""
+    items: List[Tuple[SgNode, Optional[SgNode]]] = []
+    close: Optional[SgNode] = None
+    for child in children:
+        kind = child.kind()
+        if kind == "(" or kind == "comment":
+            continue
+        if kind == ")":
+            close = child
+            continue
+        if kind == ",":
+            if items and items[-1][1] is None:
+                items[-1] = (items[-1][0], child)
+            continue
+        items.append((child, None))
+    if close is None:
+        raise _Skip("unterminated argument list")
+    return items, close
+
+
+def _kw_name(node: SgNode) -> Optional[str]:
+    if node.kind() != "keyword_argument":
+        return None
+    name = node.field("name")
+    return name.text() if name is not None else None
 
 
 def _compiles(text: str, filename: str) -> bool:
