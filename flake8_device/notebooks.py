@@ -377,7 +377,8 @@ def _escapes_non_ascii(text: str) -> bool:
     rather than as UTF-8 (nbformat's way): only when it has such escapes and no raw ones."""
     if any(ord(c) > 127 for c in text):
         return False
-    return re.search(r"\\u(?:00[89a-fA-F]|0[1-9a-fA-F]|[1-9a-fA-F])[0-9a-fA-F]{2}", text) is not None
+    return re.search(r"\\u(?:00[89a-fA-F][0-9a-fA-F]|0[1-9a-fA-F][0-9a-fA-F]{2}|[1-9a-fA-F][0-9a-fA-F]{3})",
+                     text) is not None
 
 
 def _check_structure(data: object) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from flake8_device.lines import split_lines as _lines
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 COMMAND = Path(sys.executable).parent / "flake8-device"
@@ -157,7 +158,8 @@ layouts = st.fixed_dictionaries({
 @given(layout=layouts)
 def test_property_only_changed_source_lines_change(tmp_path, layout):
     word = layout["word"]
-    move = f"s = {word!r}\n" + MOVE + ("" if layout["final_newline"] else "# end")
+    # the moved line carries the word: its new JSON text must escape it as the file does
+    move = f"s = {word!r}\n" + MOVE.replace('"cuda")', f'"cuda")  # {word}') + ("" if layout["final_newline"] else "# end")
     nb = notebook([
         markdown(f"# {word}"),
         code_cell("import torch\n", layout["as_list"], count=1),
@@ -176,7 +178,11 @@ def test_property_only_changed_source_lines_change(tmp_path, layout):
     assert 'x.to("cuda")' not in "".join(new["cells"][2]["source"])
     assert isinstance(new["cells"][2]["source"], list) == layout["as_list"]
     assert outside_sources(before, [1, 2]) == outside_sources(after, [1, 2])
+    assert after.isascii() == before.isascii()
+    moved = [line for line in _lines("".join(new["cells"][2]["source"])) if line.startswith("y = ")]
+    assert len(moved) == 1 and moved[0].startswith("y = x.to(DEVICE)  # ")
     if layout["as_list"]:
+        assert json.dumps(moved[0], ensure_ascii=layout["ensure_ascii"]) in after
         # within a list, the lines before and after the change keep their bytes
         old_lines = nb["cells"][2]["source"]
         assert new["cells"][2]["source"][:1] == old_lines[:1]
