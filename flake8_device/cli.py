@@ -561,7 +561,7 @@ def _notebook_items(items: List[output.Item], nb: "notebooks.Notebook") -> List[
             continue
         top = cell.marker_line
         text = nb.cell_text(cell)
-        last = text.count("\n") + (0 if text.endswith("\n") else 1)
+        last = len(split_lines(text))
         end_line = s.end_line - top
         diag = replace(item.diag, span=Span(line, s.col, end_line, s.end_col))
         edits = None

@@ -298,6 +298,8 @@ def load_settings(
     if path.endswith(".toml"):
         table = _tool_table(_read_toml(path))
         settings = settings_from_table(table or {}, path)
+        if table is None:
+            settings.warnings.append(f"{path} has no [tool.{TOOL_TABLE}] table: nothing configured")
         settings.config_path = path
         return settings
     values = _section(path)

@@ -203,3 +203,10 @@ def test_docs_toml_snippets_configure_the_command(project, block):
     assert code == 1 and err == "", err
     reported = {line.split(":", 1)[0] for line in out.splitlines() if " DEV" in line}
     assert reported == {os.path.join("src", "m.py")}, out
+
+
+def test_named_toml_without_the_table_warns(project):
+    write(project / "other.toml", '[tool.ruff]\nline-length = 100\n')
+    write(project / "a.py", BAD)
+    code, _, err = run(["--config", "other.toml", "a.py"], project)
+    assert code == 1 and "other.toml has no [tool.flake8-device] table" in err
