@@ -413,9 +413,14 @@ def validate(text: str) -> None:
         import nbformat
     except ImportError:
         return
+    import warnings
+
     try:
-        nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
-        nbformat.validate(nb)
+        with warnings.catch_warnings():
+            # nbformat warns about what it will reject one day (cells without ids): not this run's business
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+            nbformat.validate(nb)
     except Exception as exc:  # nbformat raises its own ValidationError, or json's errors
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NotebookError(f"not a valid notebook (nbformat): {first}") from None

@@ -316,3 +316,11 @@ def test_standard_input_with_a_notebook_name(tmp_path):
     p = subprocess.run([str(COMMAND), "--isolated", "--fix", "--stdin-filename", "demo.ipynb", "-"],
                        input="{oops", capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 2 and p.stdout == "{oops" and "E902" in p.stderr
+
+
+def test_cells_without_ids_are_checked_quietly(tmp_path):
+    # nbformat 4.5 wants cell ids, but only warns (many notebooks lack them): no warning is printed
+    nb = notebook([{k: v for k, v in code_cell("import torch\nt = torch.ones(1).cuda()\n").items() if k != "id"}])
+    (tmp_path / "old.ipynb").write_text(dump(nb))
+    code, out, err = run(["old.ipynb"], tmp_path)
+    assert code == 1 and err == "" and "old.ipynb:cell 1:2:" in out, err
