@@ -10,6 +10,7 @@ import ast
 import difflib
 import io
 import os
+import re
 import sys
 from collections import Counter, defaultdict
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
@@ -680,8 +681,14 @@ def main(
         print(message, file=err)
         errors.append(message)
         if path is not None and not text_format:
-            items.append(output.problem_item(display_path(path), message[len(path):]
-                                             if message.startswith(path) else ": " + message))
+            rest = message[len(path):] if message.startswith(path) else ": " + message
+            cell = re.match(r":cell (\d+)(?=:)", rest)  # a notebook's cell: the line is the cell's
+            if cell is not None:
+                rest = rest[cell.end():]
+            item = output.problem_item(display_path(path), rest)
+            if cell is not None:
+                item.cell = int(cell.group(1))
+            items.append(item)
 
     roots = given_roots([p for p in paths if os.path.lexists(p)])
 

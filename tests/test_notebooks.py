@@ -238,6 +238,10 @@ def test_syntax_error_names_the_cell(tmp_path):
     (tmp_path / "s.ipynb").write_text(dump(nb))
     code, _, err = run(["s.ipynb"], tmp_path)
     assert code == 2 and "s.ipynb:cell 3:1:" in err and "E999" in err
+    code, out, _ = run(["--output-format", "json", "s.ipynb"], tmp_path)
+    (record,) = json.loads(out)
+    assert code == 2 and (record["code"], record["cell"], record["location"]["row"]) == ("DEV000", 3, 1)
+    assert record["message"].startswith("E999 SyntaxError: ")
 
 
 def test_other_languages_are_not_checked(tmp_path):
