@@ -19,10 +19,33 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import traceback
+from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
 
-from .runner import DEVICE_ERROR, FAIL, PASS, SKIP, CheckResult
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+
+# What PyTorch says when accelerator code meets a machine (or tensors) without it.
+DEVICE_ERROR = re.compile(
+    r"NVIDIA driver|not compiled with CUDA|CUDA|cuda|Expected all tensors to be on the same device"
+    r"|device|HIP|XPU|MPS",
+)
+
+
+@dataclass
+class CheckResult:
+    id: int
+    name: str
+    status: str = SKIP
+    message: str = ""
+    seconds: float = 0.0
+    figures: Dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"id": self.id, "name": self.name, "status": self.status, "message": self.message,
+                "seconds": round(self.seconds, 3), "figures": self.figures}
+
 
 # Sections of a run's result, in report order, and what they hold.
 SECTION_TITLES = {

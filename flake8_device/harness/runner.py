@@ -6,25 +6,17 @@ import contextlib
 import importlib
 import os
 import platform
-import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
 from . import workspace
+from .checks import DEVICE_ERROR, FAIL, PASS, SKIP, CheckResult, judge, where  # noqa: F401  (importable from here too)
 from .workspace import FixSummary
-
-PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_PACKAGE = os.path.join(REPO_ROOT, "corpus", "dvis_daq")
-
-# What PyTorch says when accelerator code meets a machine (or tensors) without it.
-DEVICE_ERROR = re.compile(
-    r"NVIDIA driver|not compiled with CUDA|CUDA|cuda|Expected all tensors to be on the same device"
-    r"|device|HIP|XPU|MPS",
-)
 
 # Tolerances of the real-GPU comparisons (float32), check 5.
 RTOL = 1e-4
@@ -50,20 +42,6 @@ class HarnessConfig:
     atol: float = ATOL
     figure: bool = True
     progress: Optional[TextIO] = None
-
-
-@dataclass
-class CheckResult:
-    id: int
-    name: str
-    status: str = SKIP
-    message: str = ""
-    seconds: float = 0.0
-    figures: Dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> Dict[str, Any]:
-        return {"id": self.id, "name": self.name, "status": self.status, "message": self.message,
-                "seconds": round(self.seconds, 3), "figures": self.figures}
 
 
 @dataclass
@@ -180,8 +158,6 @@ class RunResult:
 
 def _where(exc: BaseException, roots: List[str]) -> str:
     """``file:line: text`` of the innermost frame inside one of ``roots`` (relative to the folder of the copies)."""
-    from .checks import where
-
     return where(exc, roots, os.path.dirname(os.path.abspath(roots[0])) if roots else None)
 
 
@@ -373,7 +349,6 @@ def _run_and_judge(cfg: HarnessConfig, report: HarnessReport, orig, fixed, roots
     """Same weights (the original's state_dict goes into every model), every run, the shared checks."""
     import torch
 
-    from .checks import judge
     from .tensors import compare, flatten
 
     ref_models = {path: orig.build(path == "train").state_dict() for path in PATHS}
