@@ -14,7 +14,7 @@ import dataclasses
 import gc
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from flake8_device_fixers import (
     REASON_NO_FIX,
@@ -94,6 +94,7 @@ class Runner:
         self.blocked_groups: Dict[str, str] = {}
         self._tree: Optional[Tuple[str, ast.Module]] = None  # the last text linted, its tree
         self._plan: Optional[FilePlan] = None  # the plan of the last text planned
+        self._noqa: Optional[Tuple[str, NoqaMap]] = None  # the last text linted, its # noqa map
         # id of a diagnostic whose fix the fixer refuses -> (the diagnostic, why)
         self._refused: Dict[int, Tuple[Diagnostic, str]] = {}
 
@@ -109,6 +110,7 @@ class Runner:
             self._tree = None
             diags = self.linter(text, path, self.options)
         noqa = NoqaMap(text)
+        self._noqa = (text, noqa)
         out = []
         blocked: Dict[str, str] = {}
         for d in diags:
@@ -235,6 +237,25 @@ class Runner:
         got = self._refused.get(id(d))
         return got[1] if got is not None and got[0] is d else None
 
+    def noqa_rows(self, text: str, lines: Iterable[int]) -> Dict[int, Optional[int]]:
+        """:func:`flake8_device.add_noqa.noqa_rows`, read from the ``# noqa`` map the lint of
+        ``text`` built when it has one (the file is then not tokenized again): a line's group of
+        joined lines ends where the map's shared text for it ends."""
+        noqa = self._noqa[1] if self._noqa is not None and self._noqa[0] is text else None
+        mapping = getattr(noqa, "_mapping", None)
+        if not isinstance(mapping, dict):
+            return add_noqa.noqa_rows(text, lines)
+        rows: Dict[int, Optional[int]] = {}
+        for n in lines:
+            joined = mapping.get(n)
+            last = n
+            if joined is not None:
+                # the lines of one group share one joined text (a one-line group: that line)
+                while len(joined) > 1 and mapping.get(last + 1) is joined:
+                    last += 1
+            rows[n] = last if joined is not None else None
+        return rows
+
     def _why_not(self, d: Diagnostic) -> str:
         if d.fix is None:
             return d.no_fix_reason or REASON_NO_FIX
@@ -264,7 +285,7 @@ def report_items(report: FileReport, path: str, runner: Runner, fixing: bool, fm
     diags = [d for d, _ in report.left]
     if not diags:
         return []
-    rows = add_noqa.noqa_rows(report.text, {d.span.line for d in diags}) if fmt in output.NEEDS_EDITS else {}
+    rows = runner.noqa_rows(report.text, {d.span.line for d in diags}) if fmt in output.NEEDS_EDITS else {}
     items = []
     for d in diags:
         edits = None

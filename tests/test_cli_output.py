@@ -402,3 +402,26 @@ def test_fixed_total_counts_the_files_changed(project):
     code, out, err = run(["--isolated", "--fix", "."], linter=_defined(toy_linter))
     assert code == 2  # ro.py is read-only
     assert "Fixed 2 diagnostic(s) in 2 file(s); 1 left." in out, out
+
+
+_ROW_PIECES = ["x = 1\n", "y = (1,\n     2)\n", "s = '''a\nb\n'''\n", "z = 1 + \\\n    2\n", "# c\n", "\n",
+               "def f():\n    return [\n        1,  # one\n    ]\n", "t = f'{x}'\n", "u = 'open\n", "\n\n",
+               "if x:\n    pass\n", "w = {\n}\n", "a = 1; b = 2\n", "\x0c\n"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_ROW_PIECES), max_size=8), st.sampled_from(["\n", "\r\n", "\r"]))
+def test_noqa_rows_from_the_lint_map_equal_noqa_rows(pieces, newline):
+    """The runner reads the noqa rows of the JSON output from the # noqa map its lint built:
+    the same rows add_noqa.noqa_rows computes by tokenizing the file again."""
+    from flake8_device.runner import Runner
+    from flake8_device.config import load_settings
+
+    text = "".join(pieces).replace("\n", newline)
+    runner = Runner(load_settings(None, True), fix=False, unsafe=False, max_file_size=0,
+                    linter=lambda t, p, o: [])
+    noqa = NoqaMap(text)
+    noqa.line_for(1)  # the lint builds it when it checks a diagnostic
+    runner._noqa = (text, noqa)
+    lines = range(0, text.count(newline) + 3)
+    assert runner.noqa_rows(text, lines) == noqa_rows(text, lines)
