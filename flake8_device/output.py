@@ -28,8 +28,10 @@ import hashlib
 import json
 import os
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote
@@ -131,6 +133,35 @@ def _offset_position(index: LineIndex, offset: int) -> Tuple[int, int]:
     return line, offset - index.line_start(line) + 1
 
 
+def _common_prefix(x: str, y: str) -> int:
+    """The length of the longest common prefix of ``x`` and ``y`` (slices compared by halves)."""
+    lo, hi = 0, min(len(x), len(y))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if x[lo:mid] == y[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(x: str, y: str, limit: int) -> int:
+    """The length (at most ``limit``) of the longest common suffix of ``x`` and ``y``."""
+    lo, hi = 0, min(len(x), len(y), limit)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if x[len(x) - mid:len(x) - lo] == y[len(y) - mid:len(y) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# (old text, its lines, their start offsets, its LineIndex): the edits of one file's fixes are
+# all computed against one text
+_OLD: List = [None, None, None, None]
+
+
 def text_edits(old: str, new: str) -> List[Edit]:
     """The edits that turn ``old`` into ``new``, each as small as the lines allow.
 
@@ -139,19 +170,26 @@ def text_edits(old: str, new: str) -> List[Edit]:
     """
     if old == new:
         return []
-    a = split_lines(old)  # the lines LineIndex counts (not str.splitlines)
+    if _OLD[0] is not old:
+        lines = split_lines(old)  # the lines LineIndex counts (not str.splitlines)
+        ends = list(accumulate(len(line) for line in lines))
+        _OLD[:] = [old, lines, [0] + ends, LineIndex(old)]
+    _, a, starts, index = _OLD
     b = split_lines(new)
-    starts = [0]
-    for line in a:
-        starts.append(starts[-1] + len(line))
-    index = LineIndex(old)
     edits: List[Edit] = []
-    # the lines before the first change and after the last one need no matching
-    head = 0
-    while head < min(len(a), len(b)) and a[head] == b[head]:
+    # The lines before the first change and after the last one need no matching.  The lines
+    # of ``old`` ending before the first character that differs are the same in ``new``, and so
+    # are those starting after the last (a line ending there may join the next one, so it is
+    # compared like the others).
+    common = min(len(a), len(b))
+    head = min(bisect_left(starts, _common_prefix(old, new)) - 1, common)
+    head = max(head, 0)
+    while head < common and a[head] == b[head]:
         head += 1
-    tail = 0
-    while tail < min(len(a), len(b)) - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+    first_same = len(old) - _common_suffix(old, new, len(old) - starts[head])
+    tail = min(len(a) - bisect_right(starts, first_same, 0, len(a)), common - head)
+    tail = max(tail, 0)
+    while tail < common - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
         tail += 1
     matcher = difflib.SequenceMatcher(None, a[head:len(a) - tail], b[head:len(b) - tail], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():

@@ -63,6 +63,60 @@ def test_text_edits_turn_old_into_new(a, b):
     assert (edits == []) == (old == new)
 
 
+def _reference_text_edits(old, new):
+    """text_edits as it was before it skipped the common head and tail by character slices: the
+    lines compared one by one."""
+    import difflib
+
+    from flake8_device.lines import split_lines
+    from flake8_device_fixers.positions import LineIndex
+
+    if old == new:
+        return []
+    a, b = split_lines(old), split_lines(new)
+    starts = [0]
+    for line in a:
+        starts.append(starts[-1] + len(line))
+    index = LineIndex(old)
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    out = []
+    matcher = difflib.SequenceMatcher(None, a[head:len(a) - tail], b[head:len(b) - tail], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        i1, i2, j1, j2 = i1 + head, i2 + head, j1 + head, j2 + head
+        before, after = "".join(a[i1:i2]), "".join(b[j1:j2])
+        lead, limit = 0, min(len(before), len(after))
+        while lead < limit and before[lead] == after[lead]:
+            lead += 1
+        trail = 0
+        while trail < limit - lead and before[len(before) - 1 - trail] == after[len(after) - 1 - trail]:
+            trail += 1
+        start, end = starts[i1] + lead, starts[i1] + len(before) - trail
+        out.append(output.Edit(output._offset_position(index, start), output._offset_position(index, end),
+                               after[lead:len(after) - trail]))
+    return out
+
+
+_piece = st.sampled_from(["a", "b", "\n", "\r", "\r\n", " ", "é", "x = 1", "\n\n"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_piece, max_size=14), st.lists(_piece, max_size=14), st.lists(_piece, max_size=14),
+       st.lists(_piece, max_size=4), st.lists(_piece, max_size=4))
+def test_text_edits_equal_the_line_by_line_comparison(head, tail, middle, old_mid, new_mid):
+    """Whatever the line ends around the change (a \\r the change turns into \\r\\n...)."""
+    old = "".join(head + old_mid + middle + tail)
+    new = "".join(head + new_mid + middle + tail)
+    assert output.text_edits(old, new) == _reference_text_edits(old, new)
+    assert output.text_edits(new, old) == _reference_text_edits(new, old)
+
+
 def test_text_edits_are_minimal_within_a_line():
     (e,) = output.text_edits('x = t.to("cuda")\n', "x = t.to(dev)\n")
     assert (e.start, e.end, e.content) == ((1, 10), (1, 16), "dev")
