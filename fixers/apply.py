@@ -951,7 +951,6 @@ class FilePlan:
     def _choose(self, cands: List[_Candidate], failed: Dict[str, str]):
         """The candidates to apply: ``(chosen, overlapped, dropped, new text)``; repeated until the
         post-conditions hold (a failure drops candidates and fails their groups)."""
-        before = self.before() if self.check_names else None
         text, filename = self.text, self.filename
         dropped: Dict[int, str] = {}
         while True:
@@ -981,9 +980,14 @@ class FilePlan:
                 for k in alone_bad or chosen:
                     _drop(cands, k, REASON_NOT_PARSE, "would not parse", dropped, failed)
                 continue
-            if before is not None and chosen:
-                culprits = _undefined_culprits(text, new_text, filename, self.builtins, before, cands, chosen,
-                                               edits_of(chosen), import_edit, new_tree)
+            # the names are compared only when the fixed text has undefined names at all (the
+            # original's are counted then, once per plan)
+            after = postconditions.undefined_names(new_text, filename, self.builtins, tree=new_tree) \
+                if self.check_names and chosen else None
+            before = self.before() if after else None
+            if before is not None and after:
+                culprits = _undefined_culprits(text, new_text, after, before, cands, chosen,
+                                               edits_of(chosen), import_edit)
                 if culprits:
                     for k, name in culprits.items():
                         _drop(cands, k, REASON_UNDEFINED.format(name=name), f"would leave {name!r} undefined",
@@ -1139,14 +1143,11 @@ def _import_edit(planner: _Planner, tree: Optional[ast.Module], modules: Sequenc
     return _Edit(pos, pos, planner.newlines(body, pos), order=0)
 
 
-def _undefined_culprits(text: str, new_text: str, filename: str, builtins: Iterable[str],
-                        before: Counter, cands: List[_Candidate], chosen: List[int],
-                        edits: List[_Edit], import_edit: Optional[_Edit],
-                        new_tree: Optional[ast.Module] = None) -> Dict[int, str]:
-    """Chosen candidates that add an undefined name -> that name ({} when none)."""
-    after = postconditions.undefined_names(new_text, filename, builtins, tree=new_tree)
-    if after is None:
-        return {}
+def _undefined_culprits(text: str, new_text: str, after: List[Tuple[str, int, int]], before: Counter,
+                        cands: List[_Candidate], chosen: List[int], edits: List[_Edit],
+                        import_edit: Optional[_Edit]) -> Dict[int, str]:
+    """Chosen candidates that add an undefined name (``after`` lists those of ``new_text``) ->
+    that name ({} when none)."""
     counts = Counter(n for n, _, _ in after)
     new_names = {n for n, c in counts.items() if c > before.get(n, 0)}
     if not new_names:
