@@ -38,6 +38,17 @@ from .options import Options
 # The registered hooks by kind, in the order the engine runs them (see rules.registry).
 _HOOKS = {kind: tuple(rules.hooks_of(kind)) for kind in rules.registry.KINDS}
 _ATTRIBUTE_NAMES = frozenset(n for h in _HOOKS["attribute"] for n in h.names)
+# call.method hooks by the attribute they select; call.torch hooks by qualified name (filled as met)
+_METHOD_HOOKS = {a: tuple(h for h in _HOOKS["call.method"] if a in h.attrs)
+                 for h0 in _HOOKS["call.method"] for a in h0.attrs}
+_TORCH_HOOKS: Dict[str, tuple] = {}
+
+
+def _torch_hooks(qual: str) -> tuple:
+    hooks = _TORCH_HOOKS.get(qual)
+    if hooks is None:
+        hooks = _TORCH_HOOKS[qual] = tuple(h for h in _HOOKS["call.torch"] if h.matches_qual(qual))
+    return hooks
 
 # --------------------------------------------------------------------------
 # the checker
@@ -85,7 +96,7 @@ class Checker:
         self.facts.prescan_module(self.tree)
         body = getattr(self.tree, "body", [])
         self._visit_block(body)
-        self._run_hooks("module", self.tree)
+        self._run_hooks(_HOOKS["module"], self.tree)
         self.diagnostics.sort(key=lambda d: (d.span.line, d.span.col, d.code))
         return self.diagnostics
 
@@ -122,14 +133,9 @@ class Checker:
         if hook.skip_guarded and self.guard_depth > 0:
             return None
         prev, self._rule = self._rule, hook.rule
-        try:
-            return hook.fn(self, *args)
-        finally:
-            self._rule = prev
-
-    def _run_hooks(self, kind: str, node) -> None:
-        for hook in _HOOKS[kind]:
-            self._call_hook(hook, node)
+        result = hook.fn(self, *args)
+        self._rule = prev  # (an exception ends the run: the front ends report it)
+        return result
 
     def _check_call(self, node: ast.Call) -> None:
         """Every call hook that matches ``node``, the most specific kind first, until one covers the call."""
@@ -137,24 +143,33 @@ class Checker:
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
         if name not in self.call_names:
             if node.keywords:
-                self._run_call_hooks(_HOOKS["call.keywords"], node)
+                self._run_hooks(_HOOKS["call.keywords"], node)
             return
-        if self._run_call_hooks(_HOOKS["call.chain"], node):
+        if self._run_hooks(_HOOKS["call.chain"], node):
             return
         if isinstance(func, ast.Attribute):
-            if self._run_call_hooks([h for h in _HOOKS["call.method"] if func.attr in h.attrs], node):
+            hooks = _METHOD_HOOKS.get(func.attr)
+            if hooks and self._run_hooks(hooks, node):
                 return
         qual = self.resolve(func)
         if qual is not None:
-            if self._run_call_hooks([h for h in _HOOKS["call.torch"] if h.matches_qual(qual)], node, qual):
+            hooks = _torch_hooks(qual)
+            if hooks and self._run_hooks(hooks, node, qual):
                 return
-        self._run_call_hooks(_HOOKS["call.keywords"], node)
+        self._run_hooks(_HOOKS["call.keywords"], node)
 
-    def _run_call_hooks(self, hooks, node, *extra) -> bool:
-        """Run ``hooks`` on ``node``; True (stop) once a covering hook reports the call."""
-        for hook in hooks:
-            covered = self._call_hook(hook, node, *extra)
-            if hook.covers == "always" or (hook.covers and covered):
+    def _run_hooks(self, hooks, node, *extra) -> bool:
+        """Run ``hooks`` on ``node``, each as its rule; True (stop) once a covering hook reports the call."""
+        guarded = self.guard_depth > 0
+        prev = self._rule
+        for hook in hooks:  # _call_hook, inlined: this runs for every call of the module
+            if hook.skip_guarded and guarded:
+                covered = None
+            else:
+                self._rule = hook.rule
+                covered = hook.fn(self, node, *extra)
+                self._rule = prev
+            if hook.covers and (covered or hook.covers == "always"):
                 return True
         return False
 
@@ -245,7 +260,7 @@ class Checker:
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for d in stmt.decorator_list:
                     self._visit_expr(d)
-                self._run_hooks("function_def", stmt)
+                self._run_hooks(_HOOKS["function_def"], stmt)
                 for default in [*stmt.args.defaults, *stmt.args.kw_defaults]:
                     if default is not None:
                         self._visit_expr(default)
@@ -270,10 +285,10 @@ class Checker:
             elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 if self.func_stack or self.class_stack:
                     self.facts.add_import(stmt)
-                self._run_hooks("import", stmt)
+                self._run_hooks(_HOOKS["import"], stmt)
             else:
                 if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                    self._run_hooks("assign", stmt)
+                    self._run_hooks(_HOOKS["assign"], stmt)
                     self.guards.note_assignment(stmt, self._scopes())
                 for child in children(stmt):
                     if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
@@ -331,7 +346,7 @@ class Checker:
                 self.func_stack.pop()
                 continue
             elif isinstance(n, ast.Attribute) and n.attr in _ATTRIBUTE_NAMES and id(n) not in self._claims:
-                self._run_hooks("attribute", n)
+                self._run_hooks(_HOOKS["attribute"], n)
             # Reverse so that children are visited in source order.
             kids = children(n)
             if kids:

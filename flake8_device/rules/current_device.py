@@ -56,15 +56,15 @@ def _torch_callee(ck, node: ast.Call) -> bool:
 
 @DEV011.on("call.keywords", skip_guarded=True)
 def check_call(ck, node: ast.Call) -> None:
-    qual = ck.resolve(node.func) or ""
-    if qual.startswith("torch.") and qual.endswith(_WRAPPERS):
-        return
     for k in node.keywords:
-        if k.arg is None or not (k.arg == "device" or is_device_like_name(k.arg)):
-            continue
         value = k.value
+        if value.__class__ is not ast.Call or k.arg is None or not (k.arg == "device" or is_device_like_name(k.arg)):
+            continue
         if not _is_current_device(ck, value) or ck.claimed(value):
             continue
+        qual = ck.resolve(node.func) or ""
+        if qual.startswith("torch.") and qual.endswith(_WRAPPERS):
+            return
         ck.claim(value, value.func)
         fix = why = None
         if k.arg == "map_location":
