@@ -35,6 +35,7 @@ from .runner import (  # noqa: F401  (FileReport, Runner, write_checked: importa
     Runner,
     write_checked,
 )
+from .runner import left_fixes
 from .runner import report_items as _items
 
 EXIT_OK = 0
@@ -815,7 +816,12 @@ def main(
         elif use_stdin and write_mode:
             _stdin_back(out, source, report.text, fail)
         if diff_mode:
-            continue  # the diff is the whole output
+            # the diff is the whole of standard output; the fixes it left, and why, go to
+            # standard error as --fix prints them
+            if text_format and not args.statistics and not args.quiet:
+                for line in _text_lines(left_fixes(report), shown, runner, args, fixing, nb):
+                    print(line, file=err)
+            continue
         if args.statistics or not text_format:
             records = _items(report, shown, runner, fixing, fmt if not args.statistics else "text")
             items.extend(_notebook_items(records, nb) if nb is not None else records)

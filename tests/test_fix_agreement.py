@@ -96,7 +96,6 @@ def test_left_fixes_are_what_fix_explains(project):
     assert _reason_lines("\n".join(lines)) == _reason_lines(fixed_out) != []
 
 
-@pytest.mark.xfail(strict=True, reason="needs the cli.py change that prints runner.left_fixes() under --diff")
 def test_diff_prints_the_reasons_on_stderr_and_only_the_diff_on_stdout(project):
     (project / "m.py").write_text(BOTH)
     _, fixed_out, _ = run("--fix", "m.py")
