@@ -1,7 +1,8 @@
 """Cost of each --output-format, side by side with the text report.
 
-The structured formats that carry fixes (json, json-lines, sarif) run the
-fixer once per diagnostic to compute its text edits; the others only format.
+The structured formats that carry fixes (json, json-lines, sarif) ask the
+fixer's plan of each file for the text edits of every fix; the others only
+format.
 This script runs ``flake8-device --isolated --output-format F PATH`` in
 process for every format, interleaved over ``--repeat`` rounds, and prints
 the median wall time of each and its ratio to ``text``.
