@@ -22,7 +22,7 @@ FIXABLE = sorted(set(CODES))
 
 
 def _fix(path: pathlib.Path, *extra: str) -> int:
-    return main(["--isolated", "--fix", "--select", "DEV", "--extend-select", "DEV102", *extra, str(path)],
+    return main(["--isolated", "--fix", "--select", "DEV", "--extend-select", "DEV102,DEV104", *extra, str(path)],
                 stdout=io.StringIO(), stderr=io.StringIO())
 
 

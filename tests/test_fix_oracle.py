@@ -156,6 +156,10 @@ CALLS: Dict[str, List[str]] = {
     ],
     "DEV103": [
         'o = Offline(); o.register_buffer("pixel_mean", torch.zeros(1, device=DEV))\n(o.ids([]), o.ids([3, 1]))',
+        "upsample_kernel(torch.ones(2, 2, device=DEV), 2)",
+        "shifted(torch.arange(5.0, device=DEV), [4, 0, 2])",
+    ],
+    "DEV104": [
         "a, b = legacy(3)\n(a, shape_only(b))",
         "e, s, k, d, a = legacy_forms(torch.arange(6.0).reshape(2, 3))\n"
         "(e, shape_only(s), shape_only(k), d, a)",
@@ -348,7 +352,7 @@ def _input(code: str) -> pathlib.Path:
 def _fixed_now(code: str, unsafe: bool, tmp_path: pathlib.Path) -> str:
     work = tmp_path / ("seed.py" if code == "seed" else f"{code}.py")
     shutil.copyfile(_input(code), work)
-    argv = ["--isolated", "--fix", "--select", "DEV", "--extend-select", "DEV102", str(work)]
+    argv = ["--isolated", "--fix", "--select", "DEV", "--extend-select", "DEV102,DEV104", str(work)]
     cli.main(argv + (["--unsafe-fixes"] if unsafe else []), stdout=io.StringIO(), stderr=io.StringIO())
     return work.read_text()
 

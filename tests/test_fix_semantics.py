@@ -372,7 +372,7 @@ def counted(x):
 
 
 def test_integer_variable_to_legacy_constructor_is_a_size(tmp_path):
-    fixed = _fix_text(tmp_path, LEGACY_SIZES, "--unsafe-fixes")
+    fixed = _fix_text(tmp_path, LEGACY_SIZES, "--unsafe-fixes", "--extend-select", "DEV104")
     assert "torch.Tensor(" not in fixed and "FloatTensor" not in fixed
     orig, new = _run(LEGACY_SIZES), _run(fixed)
     for scope in (orig, new):
@@ -383,8 +383,8 @@ def test_integer_variable_to_legacy_constructor_is_a_size(tmp_path):
         assert scope["values"]([1, 2]).tolist() == [2.0, 4.0]
         assert scope["counted"]([5, 6, 7]).shape == (3,)
     # evidence makes the size reading safe; no evidence leaves it unsafe
-    by_text = {d.message: d for d in check_source(LEGACY_SIZES) if d.code == "DEV103"}
-    counted = next(d for d in check_source(LEGACY_SIZES) if d.code == "DEV103" and d.span.line == 24)
+    by_text = {d.message: d for d in check_source(LEGACY_SIZES) if d.code in ("DEV103", "DEV104")}
+    counted = next(d for d in check_source(LEGACY_SIZES) if d.code in ("DEV103", "DEV104") and d.span.line == 24)
     assert counted.fix is not None and counted.fix.safe
     assert by_text
 
@@ -405,7 +405,7 @@ def test_legacy_constructor_fix_keeps_shape_and_values(tmp_path_factory, n, data
             items = list(values)
             return torch.{ctor}(items)
         """)
-    fixed = _fix_text(tmp_path_factory.mktemp("legacy"), src, "--unsafe-fixes")
+    fixed = _fix_text(tmp_path_factory.mktemp("legacy"), src, "--unsafe-fixes", "--extend-select", "DEV104")
     assert f"torch.{ctor}(" not in fixed
     orig, new = _run(src), _run(fixed)
     a, b = orig["sized"](n), new["sized"](n)

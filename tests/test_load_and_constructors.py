@@ -29,7 +29,8 @@ def _fix(tmp_path, source: str, *extra: str):
     path = tmp_path / "mod.py"
     path.write_text(textwrap.dedent(source))
     out, err = io.StringIO(), io.StringIO()
-    main(["--isolated", "--fix", "--select", "DEV", *extra, str(path)], stdout=out, stderr=err)
+    main(["--isolated", "--fix", "--select", "DEV", "--extend-select", "DEV104", *extra, str(path)], stdout=out,
+         stderr=err)
     return path.read_text(), out.getvalue() + err.getvalue()
 
 
@@ -284,7 +285,7 @@ def test_safe_legacy_constructor_fix_keeps_dtype_shape_values_and_aliasing(tmp_p
                                                                             default_dtype):
     """Also under another default dtype, which torch.Tensor follows (torch.FloatTensor does not)."""
     src = LEGACY_SRC.format(name=name, arg=arg)
-    (diag,) = [d for d in check_source(src) if d.code == "DEV103"]
+    (diag,) = [d for d in check_source(src) if d.code in ("DEV103", "DEV104")]
     try:
         want, inputs = _run_make(src, default_dtype)
     except (TypeError, RuntimeError, ValueError):
@@ -318,20 +319,20 @@ def test_no_argument_legacy_constructor_is_an_empty_1d_tensor(tmp_path, name):
 
 def test_legacy_constructor_of_a_tensor_is_an_alias_and_gets_no_fix():
     src = "import torch\n\n\ndef f():\n    x = torch.ones(2)\n    return torch.Tensor(x)\n"
-    (diag,) = [d for d in check_source(src) if d.code == "DEV103"]
+    (diag,) = [d for d in check_source(src) if d.code in ("DEV103", "DEV104")]
     assert diag.fix is None and "alias" in diag.no_fix_reason
 
 
 def test_guessed_data_argument_says_it_may_be_an_alias():
     src = "import torch\n\n\ndef f(g):\n    return torch.Tensor(g())\n"
-    (diag,) = [d for d in check_source(src) if d.code == "DEV103"]
+    (diag,) = [d for d in check_source(src) if d.code in ("DEV103", "DEV104")]
     assert not diag.fix.safe and "alias" in diag.fix.description
 
 
 @pytest.mark.parametrize("arg", ["torch.Size([2, 3])", "x.shape", "x.size()"])
 def test_legacy_constructor_of_a_shape_keeps_the_shape(tmp_path, arg):
     src = f"import torch\n\n\ndef f():\n    x = torch.ones(2, 3)\n    return torch.Tensor({arg}).to('cuda')\n"
-    (diag,) = [d for d in check_source(src) if d.code == "DEV103"]
+    (diag,) = [d for d in check_source(src) if d.code in ("DEV103", "DEV104")]
     assert diag.fix is not None
     fixed, _ = _fix(tmp_path, src, "--unsafe-fixes")
     assert f"torch.empty({arg}" in fixed

@@ -12,16 +12,15 @@ class Offline(torch.nn.Module):
         return torch.IntTensor(seq_id_list).to("cuda")
 
 
-def legacy(n):
-    a = torch.LongTensor([1, 2, 3])
-    b = torch.Tensor(2, n)
-    return a, b
+def to_device(t, device):
+    return t.to(device)
 
 
-def legacy_forms(x):
-    empty = torch.LongTensor()
-    shaped = torch.Tensor(torch.Size([2, 3]))
-    like = torch.IntTensor(x.shape)
-    data = torch.Tensor((2, 3))
-    alias = torch.Tensor(x)
-    return empty, shaped, like, data, alias
+def upsample_kernel(x, n):
+    kernel = [[1.0] * n for _ in range(n)]
+    return to_device(torch.Tensor(kernel), x.device) * x.sum()
+
+
+def shifted(x, ids):
+    index = torch.LongTensor(ids)
+    return x[index.to(x.device)]

@@ -12,16 +12,15 @@ class Offline(torch.nn.Module):
         return torch.tensor(seq_id_list, dtype=torch.int32, device=self.device)
 
 
-def legacy(n):
-    a = torch.tensor([1, 2, 3], dtype=torch.int64)
-    b = torch.Tensor(2, n)
-    return a, b
+def to_device(t, device):
+    return t.to(device)
 
 
-def legacy_forms(x):
-    empty = torch.empty(0, dtype=torch.int64)
-    shaped = torch.empty(torch.Size([2, 3]))
-    like = torch.empty(x.shape, dtype=torch.int32)
-    data = torch.tensor((2, 3), dtype=torch.get_default_dtype())
-    alias = torch.Tensor(x)
-    return empty, shaped, like, data, alias
+def upsample_kernel(x, n):
+    kernel = [[1.0] * n for _ in range(n)]
+    return to_device(torch.tensor(kernel, dtype=torch.get_default_dtype()), x.device) * x.sum()
+
+
+def shifted(x, ids):
+    index = torch.LongTensor(ids)
+    return x[index.to(x.device)]

@@ -31,7 +31,7 @@ DEV101 = rule(
     message='torch.empty() allocates on the host and is then moved to hardcoded "cuda"; create it there with device=',
     # the chain is one diagnostic: a legacy constructor's chain is DEV103, and each hardcoded move in it
     # is reported under its portability code too, with the chain's fix
-    also_reports=("DEV103", "DEV001", "DEV002"),
+    also_reports=("DEV103", "DEV104", "DEV001", "DEV002"),
 )
 DEV102 = rule(
     "DEV102",
@@ -45,10 +45,21 @@ DEV102 = rule(
 DEV103 = rule(
     "DEV103",
     summary="legacy tensor constructor",
-    finds="legacy typed constructors `torch.IntTensor(...)`...",
+    finds="legacy typed constructors `torch.IntTensor(...)`... moved or meeting device tensors",
     fix_safety="safe when data and sizes are told apart",
-    message="torch.IntTensor() is a legacy constructor that always allocates on the CPU; use "
-            "torch.tensor(..., dtype=torch.int32, device=...)",
+    message="torch.IntTensor() is a legacy constructor that always allocates on the CPU, then moved to "
+            "\"cuda\"; use torch.tensor(..., dtype=torch.int32, device=...)",
+)
+DEV104 = rule(
+    "DEV104",
+    summary="legacy tensor constructor whose value stays on the CPU",
+    finds="legacy typed constructors whose value stays on the CPU (style)",
+    fix_safety="safe when data and sizes are told apart",
+    message="torch.LongTensor() is a legacy constructor; use torch.tensor(..., dtype=torch.int64)",
+    # off unless named in full: on real code these are dataset, collate and __init__ code that is
+    # meant to run on the CPU (measured in docs/benchmarks.md)
+    default_ignored=True,
+    yields_to=("DEV103",),
 )
 
 _HOST_SINKS = frozenset({"int", "float", "bool", "len"})
@@ -253,7 +264,10 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
     fix, why = _build_fix(ck, outer, factory, kind, name, steps, decided)
     choice = decided[-1] if decided else None
     if kind == "legacy":
-        chain = ck.report("DEV103", outer, _legacy_msg(ck, factory, name, target), fix, why, choice=choice)
+        if movers or meets_device(ck, outer):
+            chain = ck.report("DEV103", outer, _legacy_msg(ck, factory, name, target), fix, why, choice=choice)
+        else:  # ``torch.Tensor(idx).to(torch.int64)``: a dtype change, still on the CPU
+            chain = ck.report("DEV104", outer, _style_msg(ck, name), fix, why, choice=choice)
     else:
         where = f"hardcoded {target}" if literal is not None else f"{target}"
         chain = ck.report(
@@ -568,21 +582,170 @@ def _in_init_context(ck) -> bool:
     return False
 
 
+def _legacy_fix(ck, node: ast.Call, name: str):
+    target = _legacy_target(ck, node, name)
+    if isinstance(target, str):
+        return None, target
+    dtype = _legacy_dtype(ck, name, target)
+    op = target.op(node, node, (("dtype", dtype),) if dtype else ())
+    args = ["0" if target.empty else "...", *([f"dtype={dtype}"] if dtype else [])]
+    desc = f"use {target.func}({', '.join(args)})"
+    return Fix((op,), target.safe, f"{desc}: {target.note}" if target.note else desc), None
+
+
+def _style_msg(ck, name: str) -> str:
+    dtype = "torch.get_default_dtype()" if name == "Tensor" else LEGACY_CTORS[name]
+    return f"torch.{name}() is a legacy constructor; use torch.tensor(..., dtype={dtype})"
+
+
 @DEV103.on("call.torch", qual=("torch.",))
 def check_legacy(ck, node: ast.Call, qual: str) -> None:
-    """DEV103 for an unmoved legacy constructor."""
+    """DEV103 for an unmoved legacy constructor whose value meets device tensors."""
     name = qual[len("torch."):]
-    if name in LEGACY_CTORS:
-        target = _legacy_target(ck, node, name)
-        if isinstance(target, str):
-            fix, why = None, target
-        else:
-            dtype = _legacy_dtype(ck, name, target)
-            op = target.op(node, node, (("dtype", dtype),) if dtype else ())
-            args = ["0" if target.empty else "...", *([f"dtype={dtype}"] if dtype else [])]
-            desc = f"use {target.func}({', '.join(args)})"
-            fix, why = Fix((op,), target.safe, f"{desc}: {target.note}" if target.note else desc), None
+    if name in LEGACY_CTORS and meets_device(ck, node):
+        ck.claim(node)
+        fix, why = _legacy_fix(ck, node, name)
         ck.report("DEV103", node, _legacy_msg(ck, node, name, None), fix, why)
+
+
+@DEV104.on("call.torch", qual=("torch.",))
+def check_legacy_style(ck, node: ast.Call, qual: str) -> None:
+    """DEV104 for a legacy constructor whose value stays on the CPU (DEV103 did not take it)."""
+    name = qual[len("torch."):]
+    if name in LEGACY_CTORS and not ck.claimed(node):
+        fix, why = _legacy_fix(ck, node, name)
+        ck.report("DEV104", node, _style_msg(ck, name), fix, why)
+
+
+# ---- where a legacy constructor's value goes (DEV103 or DEV104) ----------------------------------
+
+# methods whose result is still the same values (a view, a copy, a dtype change): followed upwards
+_HOST_END = frozenset({"tolist", "numpy", "item", "cpu", "__array__"})
+
+
+def _parents(ck, root: ast.AST) -> dict:
+    cache = ck.state.setdefault("parents", {})
+    got = cache.get(id(root))
+    if got is None:
+        got = {}
+        for parent in ast.walk(root):
+            for child in ast.iter_child_nodes(parent):
+                got[id(child)] = parent
+        cache[id(root)] = got
+    return got
+
+
+def _moves(ck, call: ast.Call) -> bool:
+    """``x.cuda()``, ``x.to(device)``, ``x.to(other)``, ``x.type_as(other)``: a move off the host."""
+    attr = call.func.attr if isinstance(call.func, ast.Attribute) else None
+    if attr in ("cuda", "type_as"):
+        return True
+    if attr != "to":
+        return False
+    step = _classify_to(ck, call)
+    return step is not None and step.device is not None and not step.is_cpu
+
+
+def _on_device(ck, expr: ast.AST) -> bool:
+    """Evidence that ``expr`` is (or names) a value on the target device."""
+    func = ck.current_function()
+    method = ck.enclosing_method()
+    cls = method.cls if method is not None else None
+    in_forward = cls is not None and cls.is_module and not any(
+        getattr(f.node, "name", None) in INIT_METHODS for f in ck.func_stack)
+    devices = func.device_names if func is not None else {}
+    on_device = ck.state.setdefault("on_device_names", {}).get(id(func.node) if func is not None else 0, set())
+    for n in ast.walk(expr):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and _moves(ck, n):
+            return True
+        if isinstance(n, ast.Call) and any(k.arg == "device" and not _cpu_value(k.value) for k in n.keywords):
+            return True
+        if isinstance(n, ast.Attribute) and n.attr == "device":
+            return True
+        if isinstance(n, ast.Name) and (n.id in devices or n.id in on_device):
+            return True
+        if in_forward and isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) \
+                and n.value.id == "self" and n.attr in cls.tensor_attrs:
+            return True
+    return False
+
+
+def _cpu_value(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(("cpu", "meta"))
+
+
+def _note_on_device_names(ck, root: ast.AST) -> None:
+    """The names a function binds to values on the device (``x = feats.cuda()``), once per function."""
+    func = ck.current_function()
+    key = id(func.node) if func is not None else 0
+    known = ck.state.setdefault("on_device_names", {})
+    if key in known:
+        return
+    known[key] = set()
+    for n in ast.walk(root):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) \
+                and _on_device(ck, n.value):
+            known[key].add(n.targets[0].id)
+
+
+def _goes_to_device(ck, node: ast.AST, parents: dict, scope: ast.AST, depth: int) -> bool:
+    """Follow ``node``'s value upwards: is it moved, or does it meet a value on the device?"""
+    cur = node
+    while True:
+        p = parents.get(id(cur))
+        if p is None:
+            return False
+        if isinstance(p, ast.Attribute) and p.value is cur:
+            call = parents.get(id(p))
+            if not (isinstance(call, ast.Call) and call.func is p):
+                return False  # ``.shape``, ``.dtype``: not the values
+            if _moves(ck, call):
+                return True
+            if p.attr in _HOST_END:
+                return False
+            cur = call  # ``.view(-1, 1)``, ``.long()``: the same values
+        elif isinstance(p, ast.Subscript) and p.value is cur:
+            cur = p
+        elif isinstance(p, (ast.BinOp, ast.Compare, ast.BoolOp)):
+            others = [c for c in ast.iter_child_nodes(p) if c is not cur and isinstance(c, ast.expr)]
+            if any(_on_device(ck, o) for o in others):
+                return True
+            cur = p
+        elif isinstance(p, (ast.List, ast.Tuple)):
+            if any(_on_device(ck, e) for e in p.elts if e is not cur):  # ``torch.cat([t, x.cuda()])``
+                return True
+            cur = p
+        elif isinstance(p, (ast.Starred, ast.keyword)):
+            cur = p
+        elif isinstance(p, ast.Call):
+            # an argument: a sibling argument on the device (``to_device(t, x.device)``, ``torch.cat([t, y.cuda()])``)
+            siblings = [a for a in (*p.args, *(k.value for k in p.keywords)) if a is not cur
+                        and not (isinstance(cur, ast.keyword) and a is cur.value)]
+            return any(_on_device(ck, a) for a in siblings)
+        elif isinstance(p, (ast.Assign, ast.AnnAssign)) and depth > 0:
+            targets = p.targets if isinstance(p, ast.Assign) else [p.target]
+            names = {t.id for t in targets if isinstance(t, ast.Name)}
+            return bool(names) and _name_goes_to_device(ck, names, p, parents, scope, depth - 1)
+        else:
+            return False
+
+
+def _name_goes_to_device(ck, names, binding: ast.stmt, parents, scope, depth: int) -> bool:
+    """A later use of a name bound to the value goes to the device."""
+    end = getattr(binding, "end_lineno", binding.lineno)
+    for n in ast.walk(scope):
+        if isinstance(n, ast.Name) and n.id in names and isinstance(n.ctx, ast.Load) and n.lineno > end:
+            if _goes_to_device(ck, n, parents, scope, depth):
+                return True
+    return False
+
+
+def meets_device(ck, node: ast.AST) -> bool:
+    """DEV103's test: the value of the legacy constructor call ``node`` is moved or meets the device."""
+    func = ck.current_function()
+    scope = func.node if func is not None else ck.tree
+    _note_on_device_names(ck, scope)
+    return _goes_to_device(ck, node, _parents(ck, scope), scope, depth=2)
 
 
 @DEV102.on("call.torch", qual=("torch.",))
