@@ -11,7 +11,7 @@ class Tracker(torch.nn.Module):
                          fill_value=-1).to(frame_embeds)
         order = torch.arange(n, device=frame_embeds.device)
         a = torch.zeros(n, device=frame_embeds.device)
-        b = torch.as_tensor(np.arange(n), device=frame_embeds.device)
+        b = torch.from_numpy(np.arange(n)).to(frame_embeds.device)
         noise = torch.randn(n).to("cuda")
         return empty, logits, ids, order, a, b, noise
 

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 from torch import zeros
 
@@ -10,7 +11,7 @@ def flagged(x, n, ids):
     e = torch.tensor([1, 2, 3]).type_as(x)
     f = zeros(n).to(x.device)
     g = torch.full((n,), fill_value=-1).to(x)
-    h = torch.from_numpy(ids).to(x.device)
+    h = torch.as_tensor(ids).to(x.device)
     i = torch.randn(n).to("cuda")
     j = torch.linspace(0, 1, n).float().to(x.device)
     k = (
@@ -31,3 +32,11 @@ def not_flagged(x, n):
     e = x.new_zeros(n)
     f = torch.ones(n).float()
     return a, b, c, d, e, f
+
+
+def not_flagged_host_views(x, ids, values):
+    # the array's memory is shared: the move is the only copy
+    a = torch.from_numpy(ids).to(x.device)
+    b = torch.as_tensor(np.asarray(values)).to(x.device)
+    c = torch.from_numpy(ids).float().to(x.device)
+    return a, b, c

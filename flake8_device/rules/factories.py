@@ -247,6 +247,11 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
         return False
     if kw(factory, "device") is not None and kind == "factory":
         return False  # already device-aware; a hardcoded .to literal is DEV001 on its own
+    if kind == "factory" and _host_view(ck, factory, name):
+        # the move is the only copy: nothing to save (a hardcoded .to literal is DEV001 on its own);
+        # claimed so that DEV102 does not read the factory as unmoved
+        ck.claim(factory)
+        return False
     # This whole chain is one diagnostic.
     node = outer
     while isinstance(node, ast.Call) and node is not factory:
@@ -282,6 +287,22 @@ def check_moved_factory(ck, outer: ast.Call) -> bool:
     if not ck.guarded:
         _report_portability(ck, movers, chain)
     return True
+
+
+def _host_view(ck, factory: ast.Call, name: str) -> bool:
+    """``torch.from_numpy(a)``, ``torch.as_tensor(np.<...>(...))``: a CPU tensor sharing an array's memory.
+
+    Moving it copies the array's bytes to the device once, as creating it there with ``device=`` does, so
+    DEV101's "allocates on the host, then moves" does not hold.  ``torch.as_tensor`` of anything else (a
+    list, a name) builds a new host tensor and stays DEV101.
+    """
+    if name == "from_numpy":
+        return True
+    if name not in ("as_tensor", "asarray") or len(factory.args) != 1 or factory.keywords:
+        return False
+    arg = factory.args[0]
+    q = ck.resolve(arg.func) if isinstance(arg, ast.Call) else None
+    return q is not None and q.startswith(("numpy.", "np."))
 
 
 def _report_portability(ck, movers: List[Step], chain) -> None:
