@@ -116,6 +116,13 @@ CALLS: Dict[str, List[str]] = {
         "place(torch.arange(3.0))",
         "place_concatenated(torch.arange(3.0))",
     ],
+    "DEV004_scripts": [
+        "place(torch.arange(3.0))",
+        "run_main()",
+    ],
+    "DEV004_fields": [
+        "c = Config()\n(torch.arange(3.0).to(c.device) * 2, torch.arange(3.0).to(c.eval_device), c.label)",
+    ],
     "DEV007": [
         "timed_forward(torch.nn.Linear(3, 2).to(DEV), torch.ones(4, 3, device=DEV))",
         "setup(0)",
@@ -210,6 +217,8 @@ def _elsewhere_stub(ns: Dict[str, Any], dev: str) -> types.ModuleType:
 STUBS: Dict[str, Dict[str, Callable[[Dict[str, Any], str], types.ModuleType]]] = {
     "DEV009": {"MultiScaleDeformableAttention": lambda ns, dev: _msda_stub(ns)},
     "DEV101": {"elsewhere": _elsewhere_stub},
+    # a dataclass looks its (string) annotations up in its module, which exec does not register
+    "DEV004_fields": {"golden_DEV004_fields": lambda ns, dev: types.ModuleType("golden_DEV004_fields")},
 }
 
 

@@ -40,3 +40,43 @@ def not_flagged_labels(gpu):
     label = "cuda"
     message = "running on {}".format(gpu)
     return label, message
+
+
+def flagged_script_defaults(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--eval-device", type=str, default="cuda:0")
+    parser.add_argument("-d", dest="train_device", default="cuda")
+    return parser.parse_args(argv)
+
+
+def not_flagged_script_defaults(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--store-device", default="cpu")
+    parser.add_argument("--backend-name", default="cuda")
+    parser.add_argument("--device-count", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+import click  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+
+@click.command()
+@click.option("--device", default="cuda")
+@click.option("--label", default="cuda")
+def flagged_click(device, label):
+    return device, label
+
+
+@dataclass
+class FlaggedConfig:
+    device: str = "cuda"
+    eval_device: str = field(default="cuda:0")
+    label: str = field(default="cuda")
+    store_device: str = field(default="cpu")

@@ -102,3 +102,69 @@ def check_assign(ck, node) -> None:
     names = ", ".join(ck.src(t) for t in targets)
     ck.report("DEV004", node.value, f"accelerator device {ck.src(node.value)} assigned to {names}; "
                                     "check availability or take the device from the model", fix, why)
+
+
+# ---- script defaults: argparse, click, dataclass fields ------------------------------------------
+
+_OPTION_CALLEES = ("click.option", "typer.Option")
+
+
+def _option_names(ck, node: ast.Call):
+    """The names an ``add_argument`` / ``click.option`` call declares (``--eval-device`` -> ``eval_device``),
+    or None when ``node`` declares no command-line option."""
+    func = node.func
+    is_argparse = isinstance(func, ast.Attribute) and func.attr == "add_argument"
+    if not is_argparse and ck.resolve(func) not in _OPTION_CALLEES:
+        return None
+    names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    names += [k.value.value for k in node.keywords
+              if k.arg in ("dest", "param_decls") and isinstance(k.value, ast.Constant)
+              and isinstance(k.value.value, str)]
+    return [n.lstrip("-").replace("-", "_") for n in names]
+
+
+def _dataclass_field_name(ck, node: ast.Call):
+    """``device: str = field(default="cuda")`` in a ``@dataclass``: the field's name, else None."""
+    if ck.resolve(node.func) != "dataclasses.field" or ck.func_stack or not ck.class_stack:
+        return None
+    stmt = ck.statement
+    if not (isinstance(stmt, ast.AnnAssign) and stmt.value is node and isinstance(stmt.target, ast.Name)):
+        return None
+    decorators = ck.class_stack[-1].node.decorator_list
+    if not any(ck.resolve(d.func if isinstance(d, ast.Call) else d) == "dataclasses.dataclass"
+               for d in decorators):
+        return None
+    return stmt.target.id
+
+
+@DEV004.on("call.keywords", skip_guarded=True)
+def check_script_default(ck, node: ast.Call) -> None:
+    """``parser.add_argument("--device", default="cuda")``, ``@click.option("--device", default="cuda")``,
+    ``device: str = field(default="cuda")`` in a ``@dataclass``: a script's device defaults to an
+    accelerator, so the script fails where it is missing unless the user passes ``--device cpu``.
+
+    Only options and fields whose name is device-like (``--device``, ``--eval-device``, ``dest="device"``);
+    a default that is already an availability conditional, or ``"cpu"``, is not a literal accelerator and
+    is not reported.  Fix (safe for a plain string): ``"cuda" if torch.cuda.is_available() else "cpu"``, the
+    same default wherever CUDA exists.
+    """
+    default = next((k for k in node.keywords if k.arg == "default"), None)
+    if default is None or ck.claimed(default.value):
+        return
+    names = _option_names(ck, node)
+    if names is None:
+        field_name = _dataclass_field_name(ck, node)
+        names = [field_name] if field_name else []
+        kind = f"field '{field_name}'"
+    else:
+        kind = f"option '{ck.src(node.args[0]).strip(chr(34) + chr(39))}'" if node.args else "option"
+    if not any(is_device_like_name(n) for n in names):
+        return
+    lit = ck.device_literal(default.value)
+    if lit is None:
+        return
+    ck.claim(default.value)
+    dev_type, plain = lit
+    fix, why = _fallback(ck, default.value, dev_type, plain, "default built at run time; check availability by hand")
+    ck.report("DEV004", default.value, f"accelerator device {ck.src(default.value)} as the default of {kind}; "
+                                       "the script fails where it is missing: check availability", fix, why)
