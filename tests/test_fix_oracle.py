@@ -120,6 +120,11 @@ CALLS: Dict[str, List[str]] = {
         "place(torch.arange(3.0))",
         "run_main()",
     ],
+    "DEV004_conditional": [
+        "place(torch.arange(3.0))",
+        "buffer(4)",
+        "kept_on_the_cpu(torch.arange(3.0))",
+    ],
     "DEV004_fields": [
         "c = Config()\n(torch.arange(3.0).to(c.device) * 2, torch.arange(3.0).to(c.eval_device), c.label)",
     ],

@@ -80,3 +80,19 @@ class FlaggedConfig:
     eval_device: str = field(default="cuda:0")
     label: str = field(default="cuda")
     store_device: str = field(default="cpu")
+
+
+def flagged_blind_conditionals(cpu_group, rank, path):
+    device = "cuda" if cpu_group is None else "cpu"
+    state = torch.load(path, map_location="cuda" if rank == 0 else "cpu")
+    x = torch.zeros(3, device="cpu" if rank > 0 else "cuda:0")
+    return device, state, x
+
+
+def not_flagged_choices(args, rank):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    label_device = "cuda" if args.device == "gpu" else "cpu"
+    flag_device = "cuda" if args.use_gpu else "cpu"
+    cpu_device = "cpu" if args.cpu else "cuda"
+    name = "cuda" if rank == 0 else "cpu"
+    return device, label_device, flag_device, cpu_device, name

@@ -168,3 +168,75 @@ def check_script_default(ck, node: ast.Call) -> None:
     fix, why = _fallback(ck, default.value, dev_type, plain, "default built at run time; check availability by hand")
     ck.report("DEV004", default.value, f"accelerator device {ck.src(default.value)} as the default of {kind}; "
                                        "the script fails where it is missing: check availability", fix, why)
+
+
+# ---- a device string chosen by a test that is not an availability check ---------------------------
+
+# a test that names the accelerator or a device is the user's choice (a flag, a label), not a blind pick
+_CHOICE_WORDS = ("gpu", "cuda", "device", "accel", "mps", "xpu", "npu", "hpu")
+_CPU_FLAGS = frozenset({"cpu", "use_cpu", "force_cpu", "on_cpu", "only_cpu", "cpu_only", "no_gpu"})
+
+
+def _names_a_choice(test: ast.AST) -> bool:
+    for n in ast.walk(test):
+        word = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else \
+            n.value if isinstance(n, ast.Constant) and isinstance(n.value, str) else None
+        if word is None:
+            continue
+        low = word.lower()
+        if low in _CPU_FLAGS or any(w in low for w in _CHOICE_WORDS):
+            return True
+    return False
+
+
+def _blind_branch(ck, value: ast.AST):
+    """``"cuda" if cpu_group is None else "cpu"``: ``(branch, dev_type)`` for the accelerator branch of a
+    conditional whose test neither checks availability nor names a device choice, else None."""
+    if not isinstance(value, ast.IfExp) or ck.guard_polarity(value.test) != 0 or _names_a_choice(value.test):
+        return None
+    body, orelse = ck.device_literal(value.body), ck.device_literal(value.orelse)
+    if (body is None) == (orelse is None):
+        return None  # both accelerators (reported as a literal) or neither
+    branch, lit = (value.body, body) if body is not None else (value.orelse, orelse)
+    if isinstance(branch, ast.IfExp):
+        return None
+    return branch, lit[0]
+
+
+def _report_blind(ck, value: ast.IfExp, branch: ast.AST, dev_type: str, where: str) -> None:
+    ck.claim(value)
+    expr = ck.availability_expr(branch, dev_type)
+    if expr is None:
+        fix, why = None, f"no availability check known for {dev_type!r}"
+    else:
+        fix, why = Fix((ReplaceNode(Span.of(branch), f"({expr})"),), True,
+                       f"the {dev_type} branch falls back to the CPU when no {dev_type} device is available; "
+                       "the test still chooses between the branches"), None
+    ck.report("DEV004", branch, f"accelerator device {ck.src(branch)} chosen by `{ck.src(value.test)}`, "
+                                f"which does not check that it is available; {where}", fix, why)
+
+
+@DEV004.on("assign", skip_guarded=True)
+def check_blind_assign(ck, node) -> None:
+    """``device = "cuda" if cpu_group is None else "cpu"``: CUDA whether or not it exists."""
+    if node.value is None or ck.claimed(node.value):
+        return
+    found = _blind_branch(ck, node.value)
+    if found is None:
+        return
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    names = [t.id if isinstance(t, ast.Name) else getattr(t, "attr", "") for t in targets]
+    if not any(is_device_like_name(n) for n in names):
+        return
+    _report_blind(ck, node.value, *found, f"assigned to {', '.join(ck.src(t) for t in targets)}")
+
+
+@DEV004.on("call.keywords", skip_guarded=True)
+def check_blind_keyword(ck, node: ast.Call) -> None:
+    """``x.to(device="cuda" if rank == 0 else "cpu")``, ``load(f, map_location="cuda" if a else "cpu")``."""
+    for k in node.keywords:
+        if k.arg is None or not (k.arg == "device" or is_device_like_name(k.arg)) or ck.claimed(k.value):
+            continue
+        found = _blind_branch(ck, k.value)
+        if found is not None:
+            _report_blind(ck, k.value, *found, f"passed as {k.arg}=")
