@@ -852,7 +852,7 @@ def main(
             n_fix = sum(1 for r in reports for d, _ in r.left if runner.fixable(d))
             n_unsafe = sum(
                 1 for r in reports for d, _ in r.left
-                if d.fix is not None and not d.fix.safe and not args.unsafe_fixes
+                if d.fix is not None and not d.fix.safe and not args.unsafe_fixes and runner.refusal(d) is None
             )
             if n_fix:
                 print(f"[*] {n_fix} fixable with --fix.", file=report_out)

@@ -104,3 +104,18 @@ def test_diff_prints_the_reasons_on_stderr_and_only_the_diff_on_stdout(project):
     assert code == 1
     assert out.startswith("--- a/m.py\n+++ b/m.py\n") and "(left: " not in out
     assert _reason_lines(err) == _reason_lines(fixed_out) != []
+
+
+def test_an_unsafe_fix_the_fixer_refuses_is_not_counted_for_unsafe_fixes(project):
+    # .cuda() inside a `{...=}` field: DEV002 and DEV101 offer an unsafe fix that --fix
+    # --unsafe-fixes refuses, so the summary must not promise it
+    (project / "m.py").write_text("import torch\n\n\ndef f():\n    return f\"{torch.zeros(3).cuda()=}\"\n")
+    code, out, _ = run("m.py")
+    assert code == 1 and "DEV002" in out
+    assert "more fixable with --fix --unsafe-fixes" not in out
+    before = (project / "m.py").read_bytes()
+    run("--fix", "--unsafe-fixes", "m.py")
+    assert (project / "m.py").read_bytes() == before
+    (project / "m.py").write_text(PLAIN.replace("torch.load(p)", "torch.zeros(3).cuda()"))
+    _, out, _ = run("m.py")
+    assert "2 more fixable with --fix --unsafe-fixes." in out
