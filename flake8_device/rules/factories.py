@@ -656,15 +656,21 @@ def _parents(ck, root: ast.AST) -> dict:
     return got
 
 
-def _moves(ck, call: ast.Call) -> bool:
-    """``x.cuda()``, ``x.to(device)``, ``x.to(other)``, ``x.type_as(other)``: a move off the host."""
+def _moves(ck, call: ast.Call, follow: bool = True) -> bool:
+    """``x.cuda()``, ``x.to(device)``, and with ``follow`` ``x.to(other)``, ``x.type_as(other)``: a move
+    off the host (following another tensor is one only when that tensor is on a device, which
+    ``follow=False`` does not assume)."""
     attr = call.func.attr if isinstance(call.func, ast.Attribute) else None
-    if attr in ("cuda", "type_as"):
+    if attr == "cuda" or (attr == "type_as" and follow):
         return True
     if attr != "to":
         return False
     step = _classify_to(ck, call)
-    return step is not None and step.device is not None and not step.is_cpu
+    if step is None or step.device is None or step.is_cpu:
+        return False
+    follows = step.dtype is not None and step.device.endswith(".device") \
+        and step.dtype == step.device[:-len(".device")] + ".dtype"
+    return follow or not follows
 
 
 def _on_device(ck, expr: ast.AST) -> bool:
@@ -677,7 +683,7 @@ def _on_device(ck, expr: ast.AST) -> bool:
     devices = func.device_names if func is not None else {}
     on_device = ck.state.setdefault("on_device_names", {}).get(id(func.node) if func is not None else 0, set())
     for n in ast.walk(expr):
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and _moves(ck, n):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and _moves(ck, n, follow=False):
             return True
         if isinstance(n, ast.Call) and any(k.arg == "device" and not _cpu_value(k.value) for k in n.keywords):
             return True
