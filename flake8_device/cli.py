@@ -283,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev = p.add_argument_group("devices")
     dev.add_argument("--device-expr", metavar="EXPR",
                      help="device expression every fix uses first, e.g. self.device")
+    dev.add_argument("--torch-version", metavar="X.Y",
+                     help="oldest torch the fixed code runs on; 2.6 or later spells fixes with torch.accelerator")
     dev.add_argument("--accelerators", "--device-accelerators", dest="accelerators", metavar="NAMES",
                      help="comma-separated device types treated as hardcoded accelerators")
     out = p.add_argument_group("output")
@@ -365,6 +367,13 @@ def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
         settings.device_expr = args.device_expr.strip() or None
     if args.accelerators is not None:
         settings.accelerators = frozenset(split_list(args.accelerators))
+    if args.torch_version is not None:
+        from .options import parse_torch_version
+
+        try:
+            settings.torch_version = parse_torch_version(args.torch_version)
+        except ValueError as exc:
+            raise ConfigError(f"--torch-version: {exc}") from None
     if args.respect_gitignore is not None:
         settings.respect_gitignore = args.respect_gitignore
     if args.force_exclude is not None:

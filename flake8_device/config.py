@@ -10,7 +10,7 @@ holding a ``[tool.flake8-device]`` table, or a ``setup.cfg``, ``tox.ini`` or
 ``select``, ``ignore``, ``extend-select``, ``extend-ignore``,
 ``per-file-ignores``, ``exclude``, ``extend-exclude``, ``respect-gitignore``,
 ``force-exclude``, ``max-file-size`` and the plugin's own ``device-expr`` and
-``device-accelerators``; in TOML a list is an array of strings (a comma
+``device-accelerators`` and ``torch-version``; in TOML a list is an array of strings (a comma
 separated string is taken too) and ``per-file-ignores`` a table of pattern to
 codes.  Command-line flags override the file.
 """
@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
-from .options import DEFAULT_ACCELERATORS, Options
+from .options import DEFAULT_ACCELERATORS, Options, parse_torch_version
 
 CONFIG_CANDIDATES = ("setup.cfg", "tox.ini", ".flake8")
 PYPROJECT = "pyproject.toml"
@@ -146,6 +146,7 @@ class Settings:
     extend_exclude: List[str] = field(default_factory=list)
     device_expr: Optional[str] = None
     accelerators: Optional[FrozenSet[str]] = None
+    torch_version: Optional[Tuple[int, int]] = None  # --torch-version: the oldest torch fixes target
     config_path: Optional[str] = None
     respect_gitignore: bool = True
     force_exclude: bool = False
@@ -181,6 +182,8 @@ class Settings:
             kwargs["device_expr"] = self.device_expr
         if self.accelerators is not None:
             kwargs["accelerators"] = frozenset(self.accelerators)
+        if self.torch_version is not None:
+            kwargs["torch_version"] = self.torch_version
         return replace(Options(), **kwargs)
 
 
@@ -323,6 +326,8 @@ def load_settings(
         settings.device_expr = values["device-expr"].strip()
     if "device-accelerators" in values:
         settings.accelerators = frozenset(split_list(values["device-accelerators"]))
+    if values.get("torch-version", "").strip():
+        settings.torch_version = _torch_version(values["torch-version"], path)
     for key in ("respect-gitignore", "force-exclude"):
         if key in values:
             setattr(settings, key.replace("-", "_"), _boolean(values[key], key, path))
@@ -337,6 +342,7 @@ def load_settings(
 TOML_KEYS = (
     "select", "ignore", "extend-select", "extend-ignore", "per-file-ignores", "exclude", "extend-exclude",
     "respect-gitignore", "force-exclude", "max-file-size", "device-expr", "device-accelerators",
+    "torch-version",
 )
 
 
@@ -411,6 +417,11 @@ def settings_from_table(table: Dict[str, object], path: str) -> Settings:
         settings.device_expr = expr.strip() or None
     if "device-accelerators" in values:
         settings.accelerators = frozenset(_toml_list(values["device-accelerators"], "device-accelerators", path))
+    if "torch-version" in values:
+        version = values["torch-version"]
+        if not isinstance(version, str):
+            raise ConfigError(f"torch-version in {path} must be a string such as \"2.6\", not {_toml_type(version)}")
+        settings.torch_version = _torch_version(version, path)
     for key in ("respect-gitignore", "force-exclude"):
         if key in values:
             if not isinstance(values[key], bool):
@@ -426,6 +437,13 @@ def settings_from_table(table: Dict[str, object], path: str) -> Settings:
         except ValueError as exc:
             raise ConfigError(f"max-file-size in {path}: {exc}") from None
     return settings
+
+
+def _torch_version(value: str, path: str) -> Tuple[int, int]:
+    try:
+        return parse_torch_version(value)
+    except ValueError as exc:
+        raise ConfigError(f"torch-version in {path}: {exc}") from None
 
 
 def _boolean(value: str, key: str, path: str) -> bool:

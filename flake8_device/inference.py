@@ -822,7 +822,7 @@ def module_device_insertion(ctx: "RuleContext", line: int, name: str) -> Optiona
     first_line = ctx.lines[start - 1]
     nl = "\r\n" if first_line.endswith("\r\n") else "\n"
     blank = 2 if isinstance(nxt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else 1
-    text = f'{name} = {torch}.device("cuda" if {torch}.cuda.is_available() else "cpu"){nl}' + nl * blank
+    text = f'{name} = {module_device_expr(ctx, torch)}{nl}' + nl * blank
     # Comments right above the statement (``# fmt: off``, a heading) belong to it: go above them.
     top = start
     while top >= 2 and ctx.lines[top - 2].lstrip().startswith("#") and top - 2 > body[last_import].end_lineno - 1:
@@ -949,12 +949,28 @@ def _contains(outer: ast.AST, inner: ast.AST) -> bool:
         return False
 
 
+def module_device_expr(ctx: "RuleContext", torch: str) -> str:
+    """The module device's value: ``torch.device("cuda" if torch.cuda.is_available() else "cpu")``; with
+    ``--torch-version 2.6`` or later the current accelerator where there is one, else the CPU."""
+    if ctx.options.accelerator_api:
+        return (f'{torch}.accelerator.current_accelerator() if {torch}.accelerator.is_available() '
+                f'else {torch}.device("cpu")')
+    return f'{torch}.device("cuda" if {torch}.cuda.is_available() else "cpu")'
+
+
 def availability_expr(ctx: "RuleContext", node: ast.AST, dev_type: str) -> Optional[str]:
-    """``"cuda" if torch.cuda.is_available() else "cpu"`` for the literal at ``node``."""
+    """``"cuda" if torch.cuda.is_available() else "cpu"`` for the literal at ``node``.
+
+    With ``--torch-version 2.6`` or later a literal naming the bare device type (``"cuda"``, not
+    ``"cuda:1"``) becomes the type of the current accelerator where there is one, else ``"cpu"``:
+    a string still, like the literal.
+    """
     torch = ctx.torch_name()
     tmpl = AVAILABILITY_EXPR.get(dev_type)
     if torch is None or tmpl is None:
         return None
+    if ctx.options.accelerator_api and isinstance(node, ast.Constant) and node.value == dev_type:
+        return f'{torch}.accelerator.current_accelerator().type if {torch}.accelerator.is_available() else "cpu"'
     return f"{ctx.src(node)} if {tmpl.format(torch=torch)} else \"cpu\""
 
 

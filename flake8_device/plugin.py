@@ -12,7 +12,7 @@ from typing import Any, Iterator, Sequence, Tuple
 
 from . import __version__
 from .engine import Checker
-from .options import DEFAULT_ACCELERATORS, Options
+from .options import DEFAULT_ACCELERATORS, Options, parse_torch_version
 from .rules import DEFAULT_IGNORED, opted_in
 
 
@@ -44,6 +44,12 @@ class Plugin:
             help="Device types reported when hardcoded (default: %(default)s). "
             "Add 'cpu' to report hardcoded CPU devices too.",
         )
+        manager.add_option(
+            "--torch-version",
+            default=None,
+            parse_from_config=True,
+            help="Oldest torch the fixed code runs on (X.Y); with 2.6 or later fix texts use torch.accelerator.",
+        )
         manager.extend_default_ignore(list(DEFAULT_IGNORED))
 
     @classmethod
@@ -51,9 +57,16 @@ class Plugin:
         accel = getattr(options, "device_accelerators", None)
         if isinstance(accel, str):
             accel = [a.strip() for a in accel.split(",")]
+        version = getattr(options, "torch_version", None)
+        if version:
+            try:
+                version = parse_torch_version(version)
+            except ValueError as exc:
+                raise ValueError(f"flake8-device: --torch-version: {exc}") from None
         cls.options = Options(
             accelerators=frozenset(a for a in (accel or DEFAULT_ACCELERATORS) if a),
             device_expr=getattr(options, "device_expr", None) or None,
+            torch_version=version or None,
         )
         cls.opted_in = opted_in(getattr(options, "select", None), getattr(options, "extend_select", None))
 

@@ -76,7 +76,11 @@ def availability_fix(ck, literal: ast.AST, dev_type: str, no_fix_reason: str, be
     expr = ck.availability_expr(literal, dev_type)
     if expr is None:
         return None, no_fix_reason
-    desc = f"fall back to the CPU when no {dev_type} device is available"
+    if ".accelerator." in expr:  # --torch-version 2.6 or later
+        desc = f"use the current accelerator (a {dev_type} device where {dev_type} is the one) and fall back to " \
+               "the CPU where there is none"
+    else:
+        desc = f"fall back to the CPU when no {dev_type} device is available"
     return Fix((ReplaceNode(Span.of(literal), expr),), True, f"{because}: {desc}" if because else desc), None
 
 

@@ -792,6 +792,11 @@ class VirtualDevice:
         if self.report_available:
             self._patch(cuda, "is_available", lambda: True)
             self._patch(cuda, "device_count", lambda: max(1, index + 1))
+            accelerator = getattr(torch, "accelerator", None)  # torch 2.6 and later
+            if accelerator is not None:
+                self._patch(accelerator, "is_available", lambda: True)
+                self._patch(accelerator, "current_accelerator",
+                            lambda check_available=False: torch.device("cuda"))
         self._patch(cuda, "current_device", lambda: index)
         self._patch(cuda, "synchronize", lambda device=None: None)
         self._patch(cuda, "empty_cache", lambda: None)
