@@ -131,3 +131,16 @@ def test_fixed_code_runs_here_and_equals_the_original_on_the_virtual_accelerator
         assert virtual_device_of(got) == virtual_device_of(want)
     assert not vd.mismatches
     assert torch.equal(got, want) and torch.equal(here, want)
+
+
+def test_flake8_plugin_takes_the_option(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.py"
+    path.write_text(SNIPPETS["DEV003"])
+    flake8 = [sys.executable, "-m", "flake8", "--isolated", "--select", "DEV", str(path)]
+    ok = subprocess.run(flake8 + ["--torch-version", "2.6"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 1 and "DEV003" in ok.stdout, ok.stderr
+    bad = subprocess.run(flake8 + ["--torch-version", "x"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--torch-version" in bad.stderr and "DEV003" not in bad.stdout

@@ -77,8 +77,8 @@ def availability_fix(ck, literal: ast.AST, dev_type: str, no_fix_reason: str, be
     if expr is None:
         return None, no_fix_reason
     if ".accelerator." in expr:  # --torch-version 2.6 or later
-        desc = f"use the current accelerator (a {dev_type} device where {dev_type} is the one) and fall back to " \
-               "the CPU where there is none"
+        desc = f"use the current accelerator's type (torch.accelerator: {dev_type} on a {dev_type} machine), " \
+               "else the CPU"
     else:
         desc = f"fall back to the CPU when no {dev_type} device is available"
     return Fix((ReplaceNode(Span.of(literal), expr),), True, f"{because}: {desc}" if because else desc), None
